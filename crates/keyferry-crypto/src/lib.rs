@@ -1,1 +1,46 @@
-//! placeholder
+//! All of Keyferry's cryptography, in one place, on aws-lc-rs.
+//!
+//! The key server (keyferry-core) and the BYOK import client (keyferry-byok) both call this crate,
+//! so that every primitive, encoding and error mapping is written and reviewed exactly once.
+//!
+//! Modules:
+//! - [`rng`]: random bytes.
+//! - [`seal`]: at-rest protection of key material and import tokens under the root key (AES-256-GCM).
+//! - [`symmetric`]: KMS symmetric ciphertext blobs (format in `BLOB-FORMAT.md`).
+//! - [`material`]: key material generation, validation against a key spec, and material ids.
+//! - [`mac`]: HMAC generate/verify.
+//! - [`asymmetric`]: RSA/ECC signing, RSA-OAEP encryption, data key pairs.
+//! - [`wrap`]: import wrapping (RSA-OAEP and RSA + AES-KWP hybrid), both sides.
+//! - [`keyfile`]: reading private key files (PEM/DER, PKCS#8/PKCS#1/SEC1) for the BYOK client.
+
+pub mod asymmetric;
+pub mod keyfile;
+pub mod mac;
+pub mod material;
+pub mod rng;
+pub mod seal;
+pub mod symmetric;
+pub mod wrap;
+
+/// A secret byte buffer that is zeroized when dropped.
+pub type Secret = zeroize::Zeroizing<Vec<u8>>;
+
+/// Errors of this crate. Messages never contain secret bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum CryptoError {
+    /// Any parse or authentication failure of a blob or wrapped key.
+    #[error("the ciphertext is not valid")]
+    InvalidCiphertext,
+    /// Key material does not fit the key spec (human-readable reason).
+    #[error("{0}")]
+    InvalidMaterial(String),
+    /// Bad input, e.g. wrong digest length or plaintext too long for RSA-OAEP.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Algorithm not valid for this key spec / wrapping combination.
+    #[error("{0}")]
+    Unsupported(String),
+    /// An unexpected failure inside the cryptographic library.
+    #[error("internal cryptographic failure")]
+    Internal,
+}
