@@ -1,1 +1,21 @@
-//! placeholder
+//! Bring your own key: take key material from a file or from a PKCS#11 token (HSM), wrap it for
+//! an AWS-KMS-compatible endpoint's import (GetParametersForImport / ImportKeyMaterial), and
+//! prove the result.
+//!
+//! This crate exists so that the multi-step, error-prone manual procedure (console wizard,
+//! DER→PEM, vendor HSM menus, the right OAEP hash, the 24-hour token) becomes one command, with
+//! the key material never leaving the HSM unwrapped.
+//!
+//! Modules:
+//! - [`uri`]: RFC 7512 PKCS#11 URIs and PIN resolution;
+//! - [`pkcs11`]: a safe wrapper over `cryptoki` (sessions, wrapping in the HSM, capability probes);
+//! - [`source`]: key material sources (file or token), key-spec inference, wrapping choice;
+//! - [`offline`]: `ImportParameters.zip` and `EncryptedKeyMaterial.bin` for air-gapped hosts;
+//! - [`profiles`]: vendor HSM profiles (module paths, mechanism quirks) as data.
+
+pub mod der;
+pub mod error;
+pub mod pkcs11;
+pub mod uri;
+
+pub use error::{Error, ErrorKind, Result};
