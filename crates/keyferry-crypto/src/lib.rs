@@ -14,12 +14,16 @@
 //! - [`keyfile`]: reading private key files (PEM/DER, PKCS#8/PKCS#1/SEC1) for the BYOK client.
 
 pub mod asymmetric;
+mod der;
 pub mod keyfile;
 pub mod mac;
 pub mod material;
+mod pem;
 pub mod rng;
 pub mod seal;
 pub mod symmetric;
+#[cfg(test)]
+mod testutil;
 pub mod wrap;
 
 /// A secret byte buffer that is zeroized when dropped.
