@@ -145,7 +145,10 @@ mod tests {
     #[test]
     fn reads_short_and_long_lengths_and_rejects_truncation() {
         let (tlv, rest) = read(&[0x04, 0x02, 0xAA, 0xBB, 0x01]).unwrap();
-        assert_eq!((tlv.tag, tlv.value, rest), (0x04, &[0xAA, 0xBB][..], &[0x01][..]));
+        assert_eq!(
+            (tlv.tag, tlv.value, rest),
+            (0x04, &[0xAA, 0xBB][..], &[0x01][..])
+        );
         let mut long = vec![0x04, 0x82, 0x01, 0x00];
         long.extend(std::iter::repeat_n(7u8, 256));
         assert_eq!(read(&long).unwrap().0.value.len(), 256);

@@ -22,8 +22,12 @@ fn b64_value(c: u8) -> Option<u32> {
 
 /// Decode standard base64, ignoring ASCII whitespace; `None` on any other invalid input.
 pub(crate) fn base64_decode(text: &[u8]) -> Option<Secret> {
-    let mut clean: Vec<u8> = text.iter().copied().filter(|c| !c.is_ascii_whitespace()).collect();
-    if clean.len() % 4 != 0 {
+    let mut clean: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    if !clean.len().is_multiple_of(4) {
         clean.fill(0);
         return None;
     }
@@ -61,7 +65,11 @@ pub(crate) fn base64_encode(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut s = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -76,7 +84,10 @@ pub(crate) fn base64_encode(data: &[u8]) -> String {
 
 /// Whether the input looks like PEM text (starts with a BEGIN line after optional whitespace).
 pub(crate) fn is_pem(input: &[u8]) -> bool {
-    let start = input.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(input.len());
+    let start = input
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(input.len());
     input[start..].starts_with(b"-----BEGIN ")
 }
 

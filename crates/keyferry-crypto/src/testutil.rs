@@ -42,7 +42,15 @@ pub(crate) fn openssl_pkcs8(dir: &Path, genpkey_args: &[&str]) -> Vec<u8> {
     args.extend_from_slice(genpkey_args);
     args.extend_from_slice(&["-out", pem.to_str().unwrap()]);
     openssl(&args);
-    openssl(&["pkcs8", "-topk8", "-nocrypt", "-in", pem.to_str().unwrap(), "-outform", "DER"])
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-nocrypt",
+        "-in",
+        pem.to_str().unwrap(),
+        "-outform",
+        "DER",
+    ])
 }
 
 /// PEM text for DER bytes.
