@@ -1,8 +1,18 @@
 //! The KMS service: every operation's rules, the key state machine, import tokens, and the
 //! cache in front of storage. Storage is behind [`store::Store`]; crypto is `keyferry-crypto`.
 //! This crate knows no HTTP and no SQL.
+//!
+//! Entry point: [`Kms`], one method per KMS operation (`ops/`), taking the wire request from
+//! `keyferry-types` and returning its response or a [`KmsError`].
 
+pub mod clock;
 pub mod error;
+mod import_token;
+mod kms;
+mod ops;
+pub mod pool;
+pub mod record;
 pub mod store;
 
 pub use error::KmsError;
+pub use kms::{Config, Kms};

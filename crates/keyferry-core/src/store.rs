@@ -65,7 +65,11 @@ pub trait Store: Send + Sync + 'static {
     /// Delete a key and its aliases. Deleting a missing key is not an error.
     async fn delete_key(&self, key_id: &str) -> Result<(), StoreError>;
     /// Key ids in ascending order, strictly after `after`, at most `limit`.
-    async fn list_key_ids(&self, after: Option<&str>, limit: u32) -> Result<Vec<String>, StoreError>;
+    async fn list_key_ids(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
     /// Ids of keys whose `due_ms <= now_ms`, at most `limit`.
     async fn due_key_ids(&self, now_ms: i64, limit: u32) -> Result<Vec<String>, StoreError>;
 
@@ -73,7 +77,12 @@ pub trait Store: Send + Sync + 'static {
     /// Insert an alias; `StoreError::AlreadyExists` if the name is taken.
     async fn insert_alias(&self, alias: &AliasRow) -> Result<(), StoreError>;
     /// Point an existing alias at another key. `Ok(false)` if there is no such alias.
-    async fn update_alias(&self, name: &str, target_key_id: &str, now_ms: i64) -> Result<bool, StoreError>;
+    async fn update_alias(
+        &self,
+        name: &str,
+        target_key_id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
     /// `Ok(false)` if there was no such alias.
     async fn delete_alias(&self, name: &str) -> Result<bool, StoreError>;
     /// Aliases in ascending name order, optionally only those targeting `key_id`.

@@ -1,0 +1,530 @@
+//! The `Kms` service object: configuration, key resolution, the read cache, and the one write
+//! path (`mutate`, a compare-and-swap loop). Operations live in `ops/`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use keyferry_crypto::asymmetric::PrivateKey;
+use keyferry_crypto::seal::RootKey;
+use keyferry_crypto::symmetric::SymmetricKey;
+use keyferry_crypto::{Secret, material};
+use keyferry_types::{KeyMaterialState, KeySpec, KeyState, KeyUsageType, RotationType};
+
+use crate::KmsError;
+use crate::clock::Clock;
+use crate::pool::WrappingKeyPool;
+use crate::record::{KeyRecord, MaterialRecord, alias_arn, key_arn};
+use crate::store::{Store, StoredKey};
+
+/// Service configuration. Built once by the server and passed in; no globals.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub account_id: String,
+    pub region: String,
+    /// How long a node may answer from its cached copy of a key record before re-reading the
+    /// store. Writes through this node update its cache at once; other nodes sharing the database
+    /// see a change within this time. Time-based changes (expiry, deletion) are exact regardless.
+    pub cache_ttl: Duration,
+    /// Pre-generated RSA wrapping keys kept per wrapping key spec.
+    pub wrapping_pool_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            account_id: "111122223333".into(),
+            region: "us-east-1".into(),
+            cache_ttl: Duration::from_secs(5),
+            wrapping_pool_size: 4,
+        }
+    }
+}
+
+/// Key material opened for use, cached per (key id, material id). Material with a given id never
+/// changes (the id is derived from it), so entries need no invalidation; the record decides
+/// whether a material may still be used.
+pub(crate) enum Unsealed {
+    Symmetric(SymmetricKey),
+    Hmac(Secret),
+    Private(PrivateKey),
+}
+
+struct CachedRecord {
+    rec: Arc<KeyRecord>,
+    fetched: Instant,
+}
+
+pub struct Kms {
+    pub(crate) cfg: Config,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    material_key: RootKey,
+    pub(crate) token_key: Arc<RootKey>,
+    pub(crate) pool: WrappingKeyPool,
+    records: RwLock<HashMap<String, CachedRecord>>,
+    unsealed: RwLock<HashMap<(String, String), Arc<Unsealed>>>,
+}
+
+const UNSEALED_CACHE_MAX: usize = 10_000;
+const RECORD_CACHE_MAX: usize = 100_000;
+
+impl Kms {
+    pub fn new(
+        cfg: Config,
+        store: Arc<dyn Store>,
+        root: &RootKey,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Kms> {
+        let pool = WrappingKeyPool::new(cfg.wrapping_pool_size);
+        Arc::new(Kms {
+            material_key: root.derive("keyferry/key-material/v1"),
+            token_key: Arc::new(root.derive("keyferry/import-token/v1")),
+            cfg,
+            store,
+            clock,
+            pool,
+            records: RwLock::new(HashMap::new()),
+            unsealed: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub(crate) fn arn(&self, key_id: &str) -> String {
+        key_arn(&self.cfg.region, &self.cfg.account_id, key_id)
+    }
+
+    pub(crate) fn alias_arn(&self, alias: &str) -> String {
+        alias_arn(&self.cfg.region, &self.cfg.account_id, alias)
+    }
+
+    // ---- key identifiers ------------------------------------------------------------------
+
+    /// Resolve a `KeyId` parameter to a key id. `allow_alias` is false for the operations that
+    /// accept only a key ID or key ARN (import, rotation, alias targets).
+    pub(crate) async fn resolve_id(
+        &self,
+        input: &str,
+        allow_alias: bool,
+    ) -> Result<String, KmsError> {
+        let invalid = || KmsError::NotFound(format!("Invalid keyId '{input}'"));
+        if let Some(rest) = input.strip_prefix("arn:") {
+            let parts: Vec<&str> = rest.splitn(5, ':').collect();
+            if parts.len() != 5 || parts[1] != "kms" || !parts[0].starts_with("aws") {
+                return Err(KmsError::NotFound(format!("Invalid arn {input}")));
+            }
+            let (region, account, resource) = (parts[2], parts[3], parts[4]);
+            if region != self.cfg.region {
+                return Err(KmsError::NotFound(format!("Invalid arn {region}")));
+            }
+            if let Some(id) = resource.strip_prefix("key/") {
+                if !is_key_id(id) {
+                    return Err(invalid());
+                }
+                if account != self.cfg.account_id {
+                    return Err(KmsError::NotFound(format!("Key '{input}' does not exist")));
+                }
+                return Ok(id.to_string());
+            }
+            if resource.starts_with("alias/") && allow_alias {
+                if account != self.cfg.account_id {
+                    return Err(KmsError::NotFound(format!("Alias {input} is not found.")));
+                }
+                return self.alias_target(resource).await;
+            }
+            return Err(invalid());
+        }
+        if input.starts_with("alias/") {
+            if !allow_alias {
+                return Err(invalid());
+            }
+            return self.alias_target(input).await;
+        }
+        if is_key_id(input) {
+            Ok(input.to_string())
+        } else {
+            Err(invalid())
+        }
+    }
+
+    async fn alias_target(&self, alias: &str) -> Result<String, KmsError> {
+        match self.store.get_alias(alias).await? {
+            Some(row) => Ok(row.target_key_id),
+            None => Err(KmsError::NotFound(format!(
+                "Alias {} is not found.",
+                self.alias_arn(alias)
+            ))),
+        }
+    }
+
+    /// Resolve and load a key; NotFound if it does not exist (or its deletion date has passed).
+    pub(crate) async fn resolve(
+        &self,
+        input: &str,
+        allow_alias: bool,
+    ) -> Result<Arc<KeyRecord>, KmsError> {
+        let id = self.resolve_id(input, allow_alias).await?;
+        self.load(&id).await
+    }
+
+    pub(crate) fn not_found(&self, key_id: &str) -> KmsError {
+        KmsError::NotFound(format!("Key '{}' does not exist", self.arn(key_id)))
+    }
+
+    // ---- reading --------------------------------------------------------------------------
+
+    /// The key record, from the cache when fresh. Time-based transitions that are due (expiry,
+    /// deletion, automatic rotation) are applied and persisted before the record is returned.
+    pub(crate) async fn load(&self, key_id: &str) -> Result<Arc<KeyRecord>, KmsError> {
+        let now = self.now_ms();
+        let cached = {
+            let map = self.records.read().map_err(|_| poisoned())?;
+            map.get(key_id)
+                .filter(|c| c.fetched.elapsed() < self.cfg.cache_ttl)
+                .map(|c| c.rec.clone())
+        };
+        let rec = match cached {
+            Some(rec) => rec,
+            None => {
+                let Some(stored) = self.store.get_key(key_id).await? else {
+                    self.forget(key_id);
+                    return Err(self.not_found(key_id));
+                };
+                let rec = Arc::new(KeyRecord::decode(&stored.doc)?);
+                self.remember(rec.clone());
+                rec
+            }
+        };
+        if rec.due_ms().is_some_and(|due| due <= now) {
+            let (_, rec) = self.mutate(key_id, |_| Ok(())).await?;
+            return Ok(rec);
+        }
+        Ok(rec)
+    }
+
+    fn remember(&self, rec: Arc<KeyRecord>) {
+        if let Ok(mut map) = self.records.write() {
+            if map.len() >= RECORD_CACHE_MAX {
+                map.clear();
+            }
+            map.insert(
+                rec.key_id.clone(),
+                CachedRecord {
+                    rec,
+                    fetched: Instant::now(),
+                },
+            );
+        }
+    }
+
+    pub(crate) fn forget(&self, key_id: &str) {
+        if let Ok(mut map) = self.records.write() {
+            map.remove(key_id);
+        }
+    }
+
+    // ---- writing --------------------------------------------------------------------------
+
+    pub(crate) async fn insert(&self, rec: KeyRecord) -> Result<Arc<KeyRecord>, KmsError> {
+        let stored = StoredKey {
+            key_id: rec.key_id.clone(),
+            version: 1,
+            due_ms: rec.due_ms(),
+            doc: rec.encode()?,
+        };
+        self.store.insert_key(&stored).await?;
+        let rec = Arc::new(rec);
+        self.remember(rec.clone());
+        Ok(rec)
+    }
+
+    /// Read-modify-write of one key with compare-and-swap, retried on conflict. `f` sees the
+    /// record with due time-based transitions applied; if it fails, nothing is written.
+    pub(crate) async fn mutate<T>(
+        &self,
+        key_id: &str,
+        mut f: impl FnMut(&mut KeyRecord) -> Result<T, KmsError>,
+    ) -> Result<(T, Arc<KeyRecord>), KmsError> {
+        for _ in 0..16 {
+            let Some(stored) = self.store.get_key(key_id).await? else {
+                self.forget(key_id);
+                return Err(self.not_found(key_id));
+            };
+            let mut rec = KeyRecord::decode(&stored.doc)?;
+            let now = self.now_ms();
+            if self.apply_time(&mut rec, now)? == TimeOutcome::Deleted {
+                self.store.delete_key(key_id).await?;
+                self.forget(key_id);
+                return Err(self.not_found(key_id));
+            }
+            let out = f(&mut rec)?;
+            let next = StoredKey {
+                key_id: key_id.to_string(),
+                version: stored.version + 1,
+                due_ms: rec.due_ms(),
+                doc: rec.encode()?,
+            };
+            if self.store.update_key(&next, stored.version).await? {
+                let rec = Arc::new(rec);
+                self.remember(rec.clone());
+                return Ok((out, rec));
+            }
+        }
+        Err(KmsError::Internal(format!(
+            "too many concurrent updates of key {key_id}"
+        )))
+    }
+
+    /// Apply what time has made due: scheduled deletion, material expiry, automatic rotation.
+    fn apply_time(&self, rec: &mut KeyRecord, now: i64) -> Result<TimeOutcome, KmsError> {
+        if rec.state == KeyState::PendingDeletion && rec.deletion_ms.is_some_and(|d| d <= now) {
+            return Ok(TimeOutcome::Deleted);
+        }
+        let mut expired_any = false;
+        rec.materials.retain(|m| {
+            !(m.state == KeyMaterialState::PENDING_ROTATION
+                && m.valid_to_ms.is_some_and(|v| v <= now))
+        });
+        for m in rec.materials.iter_mut() {
+            if m.sealed.is_some() && m.valid_to_ms.is_some_and(|v| v <= now) {
+                m.sealed = None;
+                expired_any = true;
+            }
+        }
+        if expired_any
+            && matches!(rec.state, KeyState::Enabled | KeyState::Disabled)
+            && !rec.all_material_present()
+        {
+            rec.state = KeyState::PendingImport;
+        }
+        if rec.rotation_enabled
+            && rec.state == KeyState::Enabled
+            && rec.next_rotation_ms.is_some_and(|t| t <= now)
+        {
+            self.rotate_generated(rec, now, RotationType::AUTOMATIC)?;
+            let period = rec.rotation_period_days.unwrap_or(365);
+            rec.next_rotation_ms = Some(now + period * DAY_MS);
+        }
+        Ok(TimeOutcome::Kept)
+    }
+
+    /// Run the time-based transitions of every key that is due. Called by the sweeper task.
+    pub async fn sweep(&self) -> Result<usize, KmsError> {
+        let ids = self.store.due_key_ids(self.now_ms(), 1000).await?;
+        let n = ids.len();
+        for id in ids {
+            match self.mutate(&id, |_| Ok(())).await {
+                Ok(_) | Err(KmsError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
+    /// Start the background tasks: the sweeper (every `interval`) and the wrapping-key pool filler.
+    pub fn start_background(self: &Arc<Self>, interval: Duration) {
+        let kms = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(kms) = kms.upgrade() else { break };
+                if let Err(e) = kms.sweep().await {
+                    tracing::warn!(error = %e, "sweeper failed");
+                }
+            }
+        });
+        self.pool.start();
+    }
+
+    // ---- material -------------------------------------------------------------------------
+
+    fn material_aad(key_id: &str, material_id: &str) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(key_id.len() + 1 + material_id.len());
+        aad.extend_from_slice(key_id.as_bytes());
+        aad.push(0);
+        aad.extend_from_slice(material_id.as_bytes());
+        aad
+    }
+
+    /// Seal canonical material for storage and compute its id.
+    pub(crate) fn seal_material(
+        &self,
+        key_id: &str,
+        canonical: &[u8],
+    ) -> Result<(String, Vec<u8>), KmsError> {
+        let id = hex::encode(material::material_id(key_id, canonical));
+        let sealed = self
+            .material_key
+            .seal(canonical, &Self::material_aad(key_id, &id))
+            .map_err(|e| KmsError::Internal(format!("seal material: {e}")))?;
+        Ok((id, sealed))
+    }
+
+    /// Opened material, cached. Fails with `KMSInternalException` if the seal does not open
+    /// (wrong root key or a corrupted record).
+    pub(crate) fn unsealed(
+        &self,
+        rec: &KeyRecord,
+        m: &MaterialRecord,
+    ) -> Result<Arc<Unsealed>, KmsError> {
+        let cache_key = (rec.key_id.clone(), m.id.clone());
+        if let Some(u) = self
+            .unsealed
+            .read()
+            .map_err(|_| poisoned())?
+            .get(&cache_key)
+        {
+            return Ok(u.clone());
+        }
+        let sealed = m
+            .sealed
+            .as_ref()
+            .ok_or_else(|| KmsError::Internal("material is not present".into()))?;
+        let plain = self
+            .material_key
+            .open(sealed, &Self::material_aad(&rec.key_id, &m.id))
+            .map_err(|_| {
+                KmsError::Internal(format!("cannot open material of key {}", rec.key_id))
+            })?;
+        let u = match rec.key_spec {
+            KeySpec::SYMMETRIC_DEFAULT => Unsealed::Symmetric(
+                SymmetricKey::new(&plain).map_err(|e| KmsError::Internal(e.to_string()))?,
+            ),
+            KeySpec::HMAC_224 | KeySpec::HMAC_256 | KeySpec::HMAC_384 | KeySpec::HMAC_512 => {
+                Unsealed::Hmac(plain)
+            }
+            spec => Unsealed::Private(
+                PrivateKey::from_pkcs8(spec, &plain)
+                    .map_err(|e| KmsError::Internal(e.to_string()))?,
+            ),
+        };
+        let u = Arc::new(u);
+        let mut map = self.unsealed.write().map_err(|_| poisoned())?;
+        if map.len() >= UNSEALED_CACHE_MAX {
+            map.clear();
+        }
+        map.insert(cache_key, u.clone());
+        Ok(u)
+    }
+
+    /// Generate fresh material for an AWS_KMS key and make it current (rotation of generated keys).
+    pub(crate) fn rotate_generated(
+        &self,
+        rec: &mut KeyRecord,
+        now: i64,
+        kind: RotationType,
+    ) -> Result<(), KmsError> {
+        let fresh =
+            material::generate(rec.key_spec).map_err(|e| KmsError::Internal(e.to_string()))?;
+        let (id, sealed) = self.seal_material(&rec.key_id, &fresh)?;
+        for m in rec.materials.iter_mut() {
+            if m.state == KeyMaterialState::CURRENT {
+                m.state = KeyMaterialState::NON_CURRENT;
+            }
+        }
+        rec.materials.push(MaterialRecord {
+            id,
+            sealed: Some(sealed),
+            state: KeyMaterialState::CURRENT,
+            created_ms: now,
+            description: None,
+            expiration_model: None,
+            valid_to_ms: None,
+            rotation_ms: Some(now),
+            rotation_type: Some(kind),
+        });
+        Ok(())
+    }
+
+    // ---- state checks shared by the cryptographic operations ---------------------------------
+
+    /// The key must be Enabled.
+    pub(crate) fn require_enabled(&self, rec: &KeyRecord) -> Result<(), KmsError> {
+        match rec.state {
+            KeyState::Enabled => Ok(()),
+            KeyState::Disabled => Err(KmsError::Disabled(format!("{} is disabled.", rec.arn()))),
+            other => Err(state_error(rec, other)),
+        }
+    }
+
+    pub(crate) fn require_usage(
+        &self,
+        rec: &KeyRecord,
+        usage: KeyUsageType,
+        op: &str,
+    ) -> Result<(), KmsError> {
+        if rec.key_usage == usage {
+            Ok(())
+        } else {
+            Err(KmsError::InvalidKeyUsage(format!(
+                "{} key usage is {} which is not valid for {op}.",
+                rec.arn(),
+                rec.key_usage
+            )))
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum TimeOutcome {
+    Kept,
+    Deleted,
+}
+
+pub(crate) const DAY_MS: i64 = 86_400_000;
+
+/// KMSInvalidStateException with AWS's wording for a state.
+pub(crate) fn state_error(rec: &KeyRecord, state: KeyState) -> KmsError {
+    let what = match state {
+        KeyState::PendingImport => "is pending import.",
+        KeyState::PendingDeletion => "is pending deletion.",
+        KeyState::Disabled => "is disabled.",
+        KeyState::Enabled => "is enabled.",
+        KeyState::Creating => "is creating.",
+        KeyState::Updating => "is updating.",
+        KeyState::Unavailable => "is unavailable.",
+        KeyState::PendingReplicaDeletion => "is pending replica deletion.",
+    };
+    KmsError::InvalidState(format!("{} {what}", rec.arn()))
+}
+
+fn poisoned() -> KmsError {
+    KmsError::Internal("cache lock poisoned".into())
+}
+
+/// Key ids: lowercase UUIDs, or `mrk-` and 32 lowercase hex digits.
+pub(crate) fn is_key_id(s: &str) -> bool {
+    if let Some(hex) = s.strip_prefix("mrk-") {
+        return hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    }
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(c),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_id_forms() {
+        assert!(is_key_id("1234abcd-12ab-34cd-56ef-1234567890ab"));
+        assert!(is_key_id("mrk-1234abcd12ab34cd56ef1234567890ab"));
+        assert!(!is_key_id("1234ABCD-12ab-34cd-56ef-1234567890ab"));
+        assert!(!is_key_id("alias/foo"));
+        assert!(!is_key_id(""));
+    }
+}

@@ -1,0 +1,134 @@
+//! Aliases: CreateAlias, UpdateAlias, DeleteAlias, ListAliases.
+
+use keyferry_types::*;
+
+use super::{not_pending_deletion, ts, validation};
+use crate::KmsError;
+use crate::kms::Kms;
+use crate::store::{AliasRow, StoreError};
+
+impl Kms {
+    pub async fn create_alias(&self, req: CreateAliasRequest) -> Result<(), KmsError> {
+        check_alias_name(&req.alias_name)?;
+        let target = self.resolve(&req.target_key_id, false).await?;
+        not_pending_deletion(&target)?;
+        let now = self.now_ms();
+        let row = AliasRow {
+            name: req.alias_name.clone(),
+            target_key_id: target.key_id.clone(),
+            creation_ms: now,
+            last_updated_ms: now,
+        };
+        match self.store.insert_alias(&row).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::AlreadyExists) => Err(KmsError::AlreadyExists(format!(
+                "An alias with the name {} already exists",
+                self.alias_arn(&req.alias_name)
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn update_alias(&self, req: UpdateAliasRequest) -> Result<(), KmsError> {
+        check_alias_name(&req.alias_name)?;
+        let target = self.resolve(&req.target_key_id, false).await?;
+        not_pending_deletion(&target)?;
+        let Some(current) = self.store.get_alias(&req.alias_name).await? else {
+            return Err(self.alias_not_found(&req.alias_name));
+        };
+        if let Ok(old) = self.load(&current.target_key_id).await {
+            if old.key_spec != target.key_spec || old.key_usage != target.key_usage {
+                return Err(validation(format!(
+                    "Alias {} cannot be changed to a key of another key spec or key usage.",
+                    self.alias_arn(&req.alias_name)
+                )));
+            }
+        }
+        if !self
+            .store
+            .update_alias(&req.alias_name, &target.key_id, self.now_ms())
+            .await?
+        {
+            return Err(self.alias_not_found(&req.alias_name));
+        }
+        Ok(())
+    }
+
+    pub async fn delete_alias(&self, req: DeleteAliasRequest) -> Result<(), KmsError> {
+        check_alias_name(&req.alias_name)?;
+        if !self.store.delete_alias(&req.alias_name).await? {
+            return Err(self.alias_not_found(&req.alias_name));
+        }
+        Ok(())
+    }
+
+    pub async fn list_aliases(
+        &self,
+        req: ListAliasesRequest,
+    ) -> Result<ListAliasesResponse, KmsError> {
+        let key_id = match &req.key_id {
+            Some(k) => Some(self.resolve_id(k, false).await?),
+            None => None,
+        };
+        let limit = req.limit.unwrap_or(100) as u32;
+        if let Some(m) = &req.marker {
+            if !m.starts_with("alias/") {
+                return Err(KmsError::InvalidMarker(
+                    "Could not deserialize marker".into(),
+                ));
+            }
+        }
+        let mut rows = self
+            .store
+            .list_aliases(key_id.as_deref(), req.marker.as_deref(), limit + 1)
+            .await?;
+        let truncated = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        Ok(ListAliasesResponse {
+            next_marker: if truncated {
+                rows.last().map(|r| r.name.clone())
+            } else {
+                None
+            },
+            aliases: Some(
+                rows.into_iter()
+                    .map(|r| AliasListEntry {
+                        alias_arn: Some(self.alias_arn(&r.name)),
+                        alias_name: Some(r.name),
+                        target_key_id: Some(r.target_key_id),
+                        creation_date: Some(ts(r.creation_ms)),
+                        last_updated_date: Some(ts(r.last_updated_ms)),
+                    })
+                    .collect(),
+            ),
+            truncated: Some(truncated),
+        })
+    }
+
+    fn alias_not_found(&self, alias: &str) -> KmsError {
+        KmsError::NotFound(format!("Alias {} is not found.", self.alias_arn(alias)))
+    }
+}
+
+fn check_alias_name(name: &str) -> Result<(), KmsError> {
+    if !name.starts_with("alias/") {
+        return Err(validation(
+            "Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html",
+        ));
+    }
+    if name.len() <= "alias/".len()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b":/_-".contains(&b))
+    {
+        return Err(validation(format!(
+            "1 validation error detected: Value '{name}' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$"
+        )));
+    }
+    if name.starts_with("alias/aws/") {
+        return Err(KmsError::InvalidAliasName(format!(
+            "Alias names starting with alias/aws/ are reserved for AWS managed keys: {name}"
+        )));
+    }
+    Ok(())
+}

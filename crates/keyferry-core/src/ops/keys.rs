@@ -1,0 +1,385 @@
+//! Key lifecycle: CreateKey, DescribeKey, ListKeys, Enable/DisableKey, Schedule/CancelKeyDeletion,
+//! UpdateKeyDescription.
+
+use std::collections::BTreeMap;
+
+use keyferry_crypto::{asymmetric, material};
+use keyferry_types::*;
+
+use super::{is_hmac, mac_algorithm, not_pending_deletion, ts, validation};
+use crate::KmsError;
+use crate::kms::{DAY_MS, Kms, is_key_id, state_error};
+use crate::record::{KeyRecord, MaterialRecord, RECORD_FORMAT};
+
+impl Kms {
+    pub async fn create_key(&self, req: CreateKeyRequest) -> Result<CreateKeyResponse, KmsError> {
+        let spec = match (req.key_spec, req.customer_master_key_spec) {
+            (Some(_), Some(_)) => {
+                return Err(validation(
+                    "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. CustomerMasterKeySpec parameter is deprecated. Use KeySpec parameter instead.",
+                ));
+            }
+            (Some(s), None) => s,
+            (None, Some(c)) => c
+                .as_str()
+                .parse::<KeySpec>()
+                .map_err(|_| validation(format!("Unsupported CustomerMasterKeySpec {c}")))?,
+            (None, None) => KeySpec::SYMMETRIC_DEFAULT,
+        };
+        let usage = match req.key_usage {
+            Some(u) => u,
+            None if spec == KeySpec::SYMMETRIC_DEFAULT => KeyUsageType::ENCRYPT_DECRYPT,
+            None => {
+                return Err(validation(
+                    "You must specify a KeyUsage value for all KMS keys except for symmetric encryption keys.",
+                ));
+            }
+        };
+        check_spec_usage(spec, usage)?;
+        let origin = req.origin.unwrap_or(OriginType::AWS_KMS);
+        match origin {
+            OriginType::AWS_KMS | OriginType::EXTERNAL => {}
+            other => {
+                return Err(KmsError::UnsupportedOperation(format!(
+                    "Origin {other} needs a custom key store, which Keyferry does not provide."
+                )));
+            }
+        }
+        if req.custom_key_store_id.is_some() || req.xks_key_id.is_some() {
+            return Err(KmsError::UnsupportedOperation(
+                "Keyferry does not provide custom key stores.".into(),
+            ));
+        }
+        let policy = match req.policy {
+            Some(p) => {
+                super::policy_tags::check_policy(&p)?;
+                p
+            }
+            None => self.default_policy(),
+        };
+        let tags =
+            super::policy_tags::check_tags(req.tags.as_deref().unwrap_or(&[]), BTreeMap::new())?;
+        let multi_region = req.multi_region.unwrap_or(false);
+        let key_id = new_key_id(multi_region);
+        let now = self.now_ms();
+
+        let mut rec = KeyRecord {
+            format: RECORD_FORMAT,
+            key_id: key_id.clone(),
+            account: self.cfg.account_id.clone(),
+            region: self.cfg.region.clone(),
+            creation_ms: now,
+            description: req.description.unwrap_or_default(),
+            key_spec: spec,
+            key_usage: usage,
+            origin,
+            state: KeyState::Enabled,
+            multi_region,
+            deletion_ms: None,
+            pending_window_days: None,
+            policy,
+            tags,
+            rotation_enabled: false,
+            rotation_period_days: None,
+            next_rotation_ms: None,
+            on_demand_rotations: 0,
+            public_key: None,
+            materials: Vec::new(),
+        };
+        if origin == OriginType::EXTERNAL {
+            rec.state = KeyState::PendingImport;
+        } else {
+            let fresh = tokio::task::spawn_blocking(move || material::generate(spec))
+                .await
+                .map_err(|e| KmsError::Internal(e.to_string()))?
+                .map_err(|e| KmsError::UnsupportedOperation(e.to_string()))?;
+            if !(spec == KeySpec::SYMMETRIC_DEFAULT || is_hmac(spec)) {
+                let pk = asymmetric::PrivateKey::from_pkcs8(spec, &fresh)
+                    .map_err(|e| KmsError::Internal(e.to_string()))?;
+                rec.public_key = Some(pk.public_key_der());
+            }
+            let (id, sealed) = self.seal_material(&key_id, &fresh)?;
+            rec.materials.push(MaterialRecord {
+                id,
+                sealed: Some(sealed),
+                state: KeyMaterialState::CURRENT,
+                created_ms: now,
+                description: None,
+                expiration_model: None,
+                valid_to_ms: None,
+                rotation_ms: None,
+                rotation_type: None,
+            });
+        }
+        let rec = self.insert(rec).await?;
+        Ok(CreateKeyResponse {
+            key_metadata: Some(self.metadata(&rec)),
+        })
+    }
+
+    pub async fn describe_key(
+        &self,
+        req: DescribeKeyRequest,
+    ) -> Result<DescribeKeyResponse, KmsError> {
+        let rec = self.resolve(&req.key_id, true).await?;
+        Ok(DescribeKeyResponse {
+            key_metadata: Some(self.metadata(&rec)),
+        })
+    }
+
+    pub async fn list_keys(&self, req: ListKeysRequest) -> Result<ListKeysResponse, KmsError> {
+        let limit = req.limit.unwrap_or(100) as u32;
+        if let Some(m) = &req.marker {
+            if !is_key_id(m) {
+                return Err(KmsError::InvalidMarker(
+                    "Could not deserialize marker".into(),
+                ));
+            }
+        }
+        let mut ids = self
+            .store
+            .list_key_ids(req.marker.as_deref(), limit + 1)
+            .await?;
+        let truncated = ids.len() > limit as usize;
+        ids.truncate(limit as usize);
+        let next = if truncated { ids.last().cloned() } else { None };
+        Ok(ListKeysResponse {
+            keys: Some(
+                ids.into_iter()
+                    .map(|id| KeyListEntry {
+                        key_arn: Some(self.arn(&id)),
+                        key_id: Some(id),
+                    })
+                    .collect(),
+            ),
+            next_marker: next,
+            truncated: Some(truncated),
+        })
+    }
+
+    pub async fn enable_key(&self, req: EnableKeyRequest) -> Result<(), KmsError> {
+        let id = self.resolve_id(&req.key_id, false).await?;
+        self.mutate(&id, |rec| match rec.state {
+            KeyState::Enabled | KeyState::Disabled => {
+                rec.state = KeyState::Enabled;
+                Ok(())
+            }
+            other => Err(state_error(rec, other)),
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn disable_key(&self, req: DisableKeyRequest) -> Result<(), KmsError> {
+        let id = self.resolve_id(&req.key_id, false).await?;
+        self.mutate(&id, |rec| match rec.state {
+            KeyState::Enabled | KeyState::Disabled => {
+                rec.state = KeyState::Disabled;
+                Ok(())
+            }
+            other => Err(state_error(rec, other)),
+        })
+        .await?;
+        Ok(())
+    }
+
+    pub async fn schedule_key_deletion(
+        &self,
+        req: ScheduleKeyDeletionRequest,
+    ) -> Result<ScheduleKeyDeletionResponse, KmsError> {
+        let id = self.resolve_id(&req.key_id, false).await?;
+        let days = req.pending_window_in_days.unwrap_or(30);
+        let now = self.now_ms();
+        let (_, rec) = self
+            .mutate(&id, |rec| {
+                not_pending_deletion(rec)?;
+                rec.state = KeyState::PendingDeletion;
+                rec.deletion_ms = Some(now + days * DAY_MS);
+                rec.pending_window_days = Some(days);
+                Ok(())
+            })
+            .await?;
+        Ok(ScheduleKeyDeletionResponse {
+            key_id: Some(rec.arn()),
+            deletion_date: rec.deletion_ms.map(ts),
+            key_state: Some(rec.state),
+            pending_window_in_days: Some(days),
+        })
+    }
+
+    pub async fn cancel_key_deletion(
+        &self,
+        req: CancelKeyDeletionRequest,
+    ) -> Result<CancelKeyDeletionResponse, KmsError> {
+        let id = self.resolve_id(&req.key_id, false).await?;
+        let (_, rec) = self
+            .mutate(&id, |rec| {
+                if rec.state != KeyState::PendingDeletion {
+                    return Err(KmsError::InvalidState(format!(
+                        "{} is not pending deletion.",
+                        rec.arn()
+                    )));
+                }
+                // AWS leaves a cancelled key Disabled; a key without its material cannot be
+                // Disabled, so it returns to PendingImport (Keyferry's documented choice).
+                rec.state = if rec.all_material_present() {
+                    KeyState::Disabled
+                } else {
+                    KeyState::PendingImport
+                };
+                rec.deletion_ms = None;
+                rec.pending_window_days = None;
+                Ok(())
+            })
+            .await?;
+        Ok(CancelKeyDeletionResponse {
+            key_id: Some(rec.arn()),
+        })
+    }
+
+    pub async fn update_key_description(
+        &self,
+        req: UpdateKeyDescriptionRequest,
+    ) -> Result<(), KmsError> {
+        let id = self.resolve_id(&req.key_id, false).await?;
+        self.mutate(&id, |rec| {
+            not_pending_deletion(rec)?;
+            rec.description = req.description.clone();
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// KeyMetadata as DescribeKey/CreateKey show it.
+    pub(crate) fn metadata(&self, rec: &KeyRecord) -> KeyMetadata {
+        let spec = rec.key_spec;
+        let (enc, sig, mac) = match rec.key_usage {
+            KeyUsageType::ENCRYPT_DECRYPT if spec == KeySpec::SYMMETRIC_DEFAULT => (
+                Some(vec![EncryptionAlgorithmSpec::SYMMETRIC_DEFAULT]),
+                None,
+                None,
+            ),
+            KeyUsageType::ENCRYPT_DECRYPT => (
+                Some(asymmetric::encryption_algorithms(spec).to_vec()),
+                None,
+                None,
+            ),
+            KeyUsageType::SIGN_VERIFY => (
+                None,
+                Some(asymmetric::signing_algorithms(spec).to_vec()),
+                None,
+            ),
+            KeyUsageType::GENERATE_VERIFY_MAC => (None, None, mac_algorithm(spec).map(|m| vec![m])),
+            KeyUsageType::KEY_AGREEMENT => (None, None, None),
+        };
+        let imported = rec.origin == OriginType::EXTERNAL;
+        let current = rec.current().filter(|m| m.sealed.is_some());
+        let expiration_model = if imported {
+            current.and_then(|m| m.expiration_model)
+        } else {
+            None
+        };
+        KeyMetadata {
+            aws_account_id: Some(rec.account.clone()),
+            key_id: rec.key_id.clone(),
+            arn: Some(rec.arn()),
+            creation_date: Some(ts(rec.creation_ms)),
+            enabled: Some(rec.state == KeyState::Enabled),
+            description: Some(rec.description.clone()),
+            key_usage: Some(rec.key_usage),
+            key_state: Some(rec.state),
+            deletion_date: rec.deletion_ms.map(ts),
+            valid_to: if imported
+                && expiration_model == Some(ExpirationModelType::KEY_MATERIAL_EXPIRES)
+            {
+                rec.valid_to_ms().map(ts)
+            } else {
+                None
+            },
+            origin: Some(rec.origin),
+            expiration_model,
+            key_manager: Some(KeyManagerType::CUSTOMER),
+            customer_master_key_spec: spec.as_str().parse().ok(),
+            key_spec: Some(spec),
+            encryption_algorithms: enc,
+            signing_algorithms: sig,
+            mac_algorithms: mac,
+            multi_region: Some(rec.multi_region),
+            multi_region_configuration: rec.multi_region.then(|| MultiRegionConfiguration {
+                multi_region_key_type: Some(MultiRegionKeyType::PRIMARY),
+                primary_key: Some(MultiRegionKey {
+                    arn: Some(rec.arn()),
+                    region: Some(rec.region.clone()),
+                }),
+                replica_keys: Some(Vec::new()),
+            }),
+            pending_deletion_window_in_days: rec.pending_window_days,
+            current_key_material_id: if spec == KeySpec::SYMMETRIC_DEFAULT {
+                rec.current().map(|m| m.id.clone())
+            } else {
+                None
+            },
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn default_policy(&self) -> String {
+        format!(
+            r#"{{
+  "Version" : "2012-10-17",
+  "Id" : "key-default-1",
+  "Statement" : [ {{
+    "Sid" : "Enable IAM User Permissions",
+    "Effect" : "Allow",
+    "Principal" : {{
+      "AWS" : "arn:aws:iam::{}:root"
+    }},
+    "Action" : "kms:*",
+    "Resource" : "*"
+  }} ]
+}}"#,
+            self.cfg.account_id
+        )
+    }
+}
+
+fn new_key_id(multi_region: bool) -> String {
+    let u = uuid::Uuid::new_v4();
+    if multi_region {
+        format!("mrk-{}", u.simple())
+    } else {
+        u.hyphenated().to_string()
+    }
+}
+
+/// The KeySpec × KeyUsage combinations AWS allows, limited to what Keyferry implements.
+fn check_spec_usage(spec: KeySpec, usage: KeyUsageType) -> Result<(), KmsError> {
+    use KeySpec as S;
+    use KeyUsageType as U;
+    let allowed: &[U] = match spec {
+        S::SYMMETRIC_DEFAULT => &[U::ENCRYPT_DECRYPT],
+        S::HMAC_224 | S::HMAC_256 | S::HMAC_384 | S::HMAC_512 => &[U::GENERATE_VERIFY_MAC],
+        S::RSA_2048 | S::RSA_3072 | S::RSA_4096 => &[U::ENCRYPT_DECRYPT, U::SIGN_VERIFY],
+        S::ECC_NIST_P256 | S::ECC_NIST_P384 | S::ECC_NIST_P521 => {
+            &[U::SIGN_VERIFY, U::KEY_AGREEMENT]
+        }
+        S::ECC_SECG_P256K1 => &[U::SIGN_VERIFY],
+        other => {
+            return Err(KmsError::UnsupportedOperation(format!(
+                "Keyferry does not support KeySpec {other}."
+            )));
+        }
+    };
+    if !allowed.contains(&usage) {
+        return Err(validation(format!(
+            "KeyUsage {usage} is not compatible with KeySpec {spec}"
+        )));
+    }
+    if usage == U::KEY_AGREEMENT {
+        return Err(KmsError::UnsupportedOperation(
+            "Keyferry does not implement KEY_AGREEMENT keys (DeriveSharedSecret).".into(),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command (README): every test tier, with a throwaway PostgreSQL on loopback so the
+# PostgreSQL backend is tested too. Needs: cargo, python3 with boto3/cryptography, the aws CLI,
+# openssl, softhsm2 + opensc (pkcs11-tool), postgresql. `.ci/run` installs them on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pgdir=$(mktemp -d)
+cleanup() { scripts/pg-test.sh stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"; }
+trap cleanup EXIT
+if url=$(scripts/pg-test.sh start "$pgdir" 55432); then
+  export KEYFERRY_TEST_POSTGRES_URL="$url"
+  echo "test.sh: PostgreSQL for tests at ${url%%@*}@…"
+else
+  echo "test.sh: could not start PostgreSQL; the PostgreSQL tests will fail" >&2
+  exit 1
+fi
+
+cargo build --workspace --all-targets
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
