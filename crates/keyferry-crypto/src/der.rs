@@ -119,6 +119,33 @@ pub(crate) fn pkcs1_version(input: &[u8]) -> Option<&[u8]> {
     Some(version)
 }
 
+/// The modulus size in bits of a PKCS#1 RSAPrivateKey.
+pub(crate) fn pkcs1_modulus_bits(input: &[u8]) -> Option<usize> {
+    let body = sequence(input)?;
+    let (_version, body) = expect(body, INTEGER)?;
+    let (modulus, _) = expect(body, INTEGER)?;
+    integer_bits(modulus)
+}
+
+/// The bit length of a non-negative DER INTEGER's content octets.
+fn integer_bits(value: &[u8]) -> Option<usize> {
+    let first = value.iter().position(|&b| b != 0)?;
+    let top = value[first];
+    Some((value.len() - first - 1) * 8 + (8 - top.leading_zeros() as usize))
+}
+
+/// Whether `input` has the shape of a PKCS#8 EncryptedPrivateKeyInfo
+/// (SEQUENCE { AlgorithmIdentifier, OCTET STRING }).
+pub(crate) fn is_encrypted_pkcs8(input: &[u8]) -> bool {
+    let Some(body) = sequence(input) else {
+        return false;
+    };
+    let Some((alg_id, rest)) = expect(body, SEQUENCE) else {
+        return false;
+    };
+    expect(alg_id, OID).is_some() && matches!(expect(rest, OCTET_STRING), Some((_, [])))
+}
+
 /// The curve OID named in a SEC1 ECPrivateKey's `[0] parameters`, if present and a named curve.
 /// `Some(None)` if the structure parses but names no curve (or uses explicit parameters).
 pub(crate) fn sec1_curve(input: &[u8]) -> Option<Option<&[u8]>> {
@@ -160,6 +187,15 @@ mod tests {
     }
 
     #[test]
+    fn integer_bit_lengths() {
+        assert_eq!(integer_bits(&[0x00, 0x80, 0x00]), Some(16));
+        assert_eq!(integer_bits(&[0x01]), Some(1));
+        assert_eq!(integer_bits(&[0x7F, 0xFF]), Some(15));
+        assert_eq!(integer_bits(&[0x00]), None);
+        assert_eq!(integer_bits(&[]), None);
+    }
+
+    #[test]
     fn never_panics_on_garbage() {
         let mut x: u32 = 12345;
         for len in 0..200 {
@@ -172,6 +208,8 @@ mod tests {
             let _ = pkcs8(&data);
             let _ = sec1_curve(&data);
             let _ = pkcs1_version(&data);
+            let _ = pkcs1_modulus_bits(&data);
+            let _ = is_encrypted_pkcs8(&data);
         }
     }
 }

@@ -16,6 +16,7 @@ pub(crate) fn openssl(args: &[&str]) -> Vec<u8> {
 }
 
 /// Run openssl with `args` and bytes on stdin.
+#[allow(dead_code)] // for the asymmetric/wrap interop tests
 pub(crate) fn openssl_stdin(args: &[&str], input: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut child = Command::new("openssl")
