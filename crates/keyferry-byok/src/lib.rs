@@ -16,6 +16,8 @@
 pub mod der;
 pub mod error;
 pub mod pkcs11;
+pub mod profiles;
+pub mod profiles;
 pub mod uri;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,85 +1,96 @@
-//! Vendor HSM profiles as data (`profiles/vendors.json`, embedded at build time): where each
-//! vendor's PKCS#11 module lives and which mechanism quirks it has (e.g. CloudHSM's RFC 5649 wrap
-//! is the vendor mechanism CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD). Only SoftHSM2 is tested here.
+//! Vendor HSM profiles, kept as data in `profiles/vendors.json` (embedded at build time): where
+//! each vendor's PKCS#11 module usually lives and which mechanism quirks it has (the RFC 5649
+//! key-wrap mechanism number, whether RSA-OAEP with SHA-256 is known to work). Only the SoftHSM2
+//! profile is tested on this project's machines; the others come from vendor documentation.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::pkcs11::KwpMechanism;
 
 const VENDORS_JSON: &str = include_str!("../profiles/vendors.json");
 
-/// One vendor profile.
+/// One vendor's profile.
 #[derive(Debug, Clone, Deserialize)]
-pub struct Profile {
+pub struct HsmProfile {
     /// Name used with `--hsm-profile`.
     pub name: String,
+    /// Other accepted names.
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// Human name.
     pub display_name: String,
-    /// Candidate module paths, most common first.
-    pub module_paths: Vec<String>,
-    /// The RFC 5649 key wrap mechanism, as a number (`0x210A`, `0x8000216F`).
-    pub kwp_mechanism: String,
-    /// The PKCS#11 name of that mechanism.
+    /// Candidate module paths, most likely first.
+    pub module_paths: Vec<PathBuf>,
+    /// The RFC 5649 key-wrap mechanism, as a hex string (`0x210A`, `0x80000171`).
+    kwp_mechanism: String,
+    /// The mechanism's name, for messages.
     pub kwp_mechanism_name: String,
-    /// Whether RSA-OAEP wrapping with SHA-256 is expected to work (`None`: unknown).
+    /// Whether RSA-OAEP with SHA-256 is known to work (`None`: probe at run time).
     pub oaep_sha256: Option<bool>,
-    /// Whether RSA-OAEP can wrap private keys (`None`: unknown; the probe decides).
-    pub oaep_wraps_private_keys: Option<bool>,
-    /// Whether this profile is exercised by this project's tests.
+    /// Whether the profile is exercised by this project's tests.
     pub tested: bool,
-    /// Whether the mechanism ids were checked against vendor documentation or headers.
-    pub verified: bool,
     /// Quirks and setup hints.
-    pub notes: String,
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 #[derive(Deserialize)]
 struct ProfileFile {
-    profiles: Vec<Profile>,
+    profiles: Vec<HsmProfile>,
+}
+
+impl HsmProfile {
+    /// The profile's RFC 5649 key-wrap mechanism.
+    pub fn kwp_mechanism(&self) -> Result<KwpMechanism> {
+        KwpMechanism::parse(&self.kwp_mechanism)
+    }
+
+    /// The first candidate module path that exists on this machine, else the first candidate.
+    pub fn module_path(&self) -> Option<&Path> {
+        self.module_paths
+            .iter()
+            .find(|p| p.exists())
+            .or_else(|| self.module_paths.first())
+            .map(PathBuf::as_path)
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        self.name.eq_ignore_ascii_case(name) || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+    }
 }
 
 /// All embedded profiles.
-pub fn all() -> Result<Vec<Profile>> {
-    let f: ProfileFile = serde_json::from_str(VENDORS_JSON).map_err(|e| {
-        Error::new(
-            crate::ErrorKind::Internal,
-            format!("embedded vendor profiles are malformed: {e}"),
-        )
+pub fn all() -> Result<Vec<HsmProfile>> {
+    let file: ProfileFile = serde_json::from_str(VENDORS_JSON).map_err(|e| {
+        Error::new(ErrorKind::Internal, format!("the embedded vendors.json is invalid: {e}"))
     })?;
-    Ok(f.profiles)
+    Ok(file.profiles)
 }
 
-/// The profile called `name` (case-insensitive).
-pub fn by_name(name: &str) -> Result<Profile> {
-    let all = all()?;
-    let names: Vec<String> = all.iter().map(|p| p.name.clone()).collect();
-    all.into_iter()
-        .find(|p| p.name.eq_ignore_ascii_case(name))
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "unknown HSM profile \"{name}\"; known profiles: {}",
-                names.join(", ")
-            ))
-        })
+/// The profile called `name` (or one of its aliases), case-insensitive.
+pub fn by_name(name: &str) -> Result<HsmProfile> {
+    let profiles = all()?;
+    let names: Vec<String> = profiles.iter().map(|p| p.name.clone()).collect();
+    profiles.into_iter().find(|p| p.matches(name)).ok_or_else(|| {
+        Error::usage(format!(
+            "unknown HSM profile \"{name}\"; known profiles: {}",
+            names.join(", ")
+        ))
+    })
 }
 
-impl Profile {
-    /// The first candidate module path that exists, else the first candidate.
-    pub fn module_path(&self) -> Option<PathBuf> {
-        self.module_paths
+/// The profile whose module paths include `module` (by file name), if any; used to apply a
+/// vendor's quirks when only `module-path` was given.
+pub fn for_module(module: &Path) -> Result<Option<HsmProfile>> {
+    let file_name = module.file_name();
+    Ok(all()?.into_iter().find(|p| {
+        p.module_paths
             .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .or_else(|| self.module_paths.first().map(PathBuf::from))
-    }
-
-    /// The RFC 5649 wrap mechanism to use with this vendor.
-    pub fn kwp(&self) -> Result<KwpMechanism> {
-        KwpMechanism::parse(&self.kwp_mechanism)
-    }
+            .any(|c| c == module || (file_name.is_some() && c.file_name() == file_name))
+    }))
 }
 
 #[cfg(test)]
@@ -90,15 +101,34 @@ mod tests {
     #[test]
     fn embedded_profiles_parse_and_are_consistent() {
         let all = all().unwrap();
-        for name in ["softhsm2", "luna", "dpod", "cloudhsm", "yubihsm2"] {
-            let p = by_name(name).unwrap();
-            assert!(!p.module_paths.is_empty(), "{name}");
-            p.kwp().unwrap();
+        let names: Vec<_> = all.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["softhsm2", "luna", "cloudhsm", "yubihsm2"]);
+        for p in &all {
+            p.kwp_mechanism().unwrap();
+            assert!(!p.module_paths.is_empty(), "{}", p.name);
         }
-        assert_eq!(all.iter().filter(|p| p.tested).count(), 1);
-        assert_eq!(by_name("CloudHSM").unwrap().kwp().unwrap().value(), 0x8000_216F);
-        assert_eq!(by_name("luna").unwrap().kwp().unwrap().value(), 0x8000_0171);
-        assert_eq!(by_name("softhsm2").unwrap().kwp().unwrap().value(), 0x210A);
-        assert!(by_name("nope").is_err());
+        // Only SoftHSM2 is tested here, and every other profile says so.
+        for p in &all {
+            assert_eq!(p.tested, p.name == "softhsm2");
+            if !p.tested {
+                assert!(p.notes.iter().any(|n| n.contains("Not tested here")), "{}", p.name);
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_by_name_alias_and_module() {
+        assert_eq!(by_name("DPoD").unwrap().name, "luna");
+        assert_eq!(by_name("cloudhsm").unwrap().kwp_mechanism().unwrap().value(), 0x8000_216F);
+        assert_eq!(by_name("luna").unwrap().kwp_mechanism().unwrap().value(), 0x8000_0171);
+        let soft = by_name("softhsm2").unwrap();
+        assert_eq!(soft.kwp_mechanism().unwrap(), KwpMechanism::AES_KEY_WRAP_PAD);
+        assert_eq!(soft.oaep_sha256, Some(false));
+        let e = by_name("nshield").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert!(e.message().contains("softhsm2, luna, cloudhsm, yubihsm2"));
+        let m = for_module(Path::new("/somewhere/else/libsofthsm2.so")).unwrap().unwrap();
+        assert_eq!(m.name, "softhsm2");
+        assert!(for_module(Path::new("/usr/lib/opensc-pkcs11.so")).unwrap().is_none());
     }
 }

@@ -8,7 +8,7 @@ use std::fmt;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use zeroize::Zeroizing;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -374,15 +374,11 @@ fn read_pin_source(src: &str) -> Result<SecretString> {
     Ok(SecretString::from(pin.to_string()))
 }
 
-/// Expose the PIN for passing to C_Login. Kept here so callers never format it.
-pub(crate) fn pin_str(pin: &SecretString) -> &str {
-    pin.expose_secret()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn parses_full_uri() {
