@@ -174,7 +174,13 @@ mod tests {
 
     #[test]
     fn curves() {
-        assert_eq!(ec_spec_from_params(OID_P384).unwrap(), KeySpec::ECC_NIST_P384);
-        assert_eq!(ec_spec_from_params(&[6, 1, 1]).unwrap_err().kind(), ErrorKind::Material);
+        assert_eq!(
+            ec_spec_from_params(OID_P384).unwrap(),
+            KeySpec::ECC_NIST_P384
+        );
+        assert_eq!(
+            ec_spec_from_params(&[6, 1, 1]).unwrap_err().kind(),
+            ErrorKind::Material
+        );
     }
 }

@@ -15,8 +15,8 @@
 
 pub mod der;
 pub mod error;
+pub mod offline;
 pub mod pkcs11;
-pub mod profiles;
 pub mod profiles;
 pub mod uri;
 

@@ -113,9 +113,8 @@ impl KwpMechanism {
         if self.0 == CKM_AES_KEY_WRAP_PAD {
             return Ok(Mechanism::AesKeyWrapPad);
         }
-        let t = MechanismType::new_vendor_defined(self.0 as _).map_err(|_| {
-            Error::usage(format!("mechanism {:#x} is not vendor-defined", self.0))
-        })?;
+        let t = MechanismType::new_vendor_defined(self.0 as _)
+            .map_err(|_| Error::usage(format!("mechanism {:#x} is not vendor-defined", self.0)))?;
         Ok(Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
             t, None,
         )))
@@ -592,7 +591,10 @@ impl TokenSession {
                     "{n} keys match {} in token \"{}\": {}; add id= or type= to the URI to pick one",
                     query.describe(),
                     self.token_label,
-                    all.iter().map(KeyObject::describe).collect::<Vec<_>>().join(", ")
+                    all.iter()
+                        .map(KeyObject::describe)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )),
         }
@@ -772,7 +774,10 @@ impl TokenSession {
                 let params = key.ec_params.as_ref().ok_or_else(|| {
                     Error::new(
                         ErrorKind::Internal,
-                        format!("the token does not reveal CKA_EC_PARAMS of {}", key.describe()),
+                        format!(
+                            "the token does not reveal CKA_EC_PARAMS of {}",
+                            key.describe()
+                        ),
                     )
                 })?;
                 let spec = der::ec_spec_from_params(params)?;
@@ -785,7 +790,10 @@ impl TokenSession {
             }
             _ => Err(Error::new(
                 ErrorKind::Unsupported,
-                format!("{} is not an RSA or EC key; it has no public key", key.describe()),
+                format!(
+                    "{} is not an RSA or EC key; it has no public key",
+                    key.describe()
+                ),
             )),
         }
     }
@@ -828,7 +836,12 @@ impl TokenSession {
     }
 
     /// HMAC of `message` computed in the token with the secret key (needs CKA_SIGN=true).
-    pub fn hmac(&self, alg: MacAlgorithmSpec, key: ObjectHandle, message: &[u8]) -> Result<Vec<u8>> {
+    pub fn hmac(
+        &self,
+        alg: MacAlgorithmSpec,
+        key: ObjectHandle,
+        message: &[u8],
+    ) -> Result<Vec<u8>> {
         let mech = match alg {
             MacAlgorithmSpec::HMAC_SHA_224 => Mechanism::Sha224Hmac,
             MacAlgorithmSpec::HMAC_SHA_256 => Mechanism::Sha256Hmac,
@@ -956,7 +969,9 @@ pub fn rsa_spec(modulus: &[u8]) -> Result<KeySpec> {
         4096 => Ok(KeySpec::RSA_4096),
         other => Err(Error::new(
             ErrorKind::Material,
-            format!("the RSA key has {other} bits; KMS imports RSA keys of 2048, 3072 or 4096 bits"),
+            format!(
+                "the RSA key has {other} bits; KMS imports RSA keys of 2048, 3072 or 4096 bits"
+            ),
         )),
     }
 }

@@ -58,14 +58,18 @@ impl HsmProfile {
     }
 
     fn matches(&self, name: &str) -> bool {
-        self.name.eq_ignore_ascii_case(name) || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+        self.name.eq_ignore_ascii_case(name)
+            || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
     }
 }
 
 /// All embedded profiles.
 pub fn all() -> Result<Vec<HsmProfile>> {
     let file: ProfileFile = serde_json::from_str(VENDORS_JSON).map_err(|e| {
-        Error::new(ErrorKind::Internal, format!("the embedded vendors.json is invalid: {e}"))
+        Error::new(
+            ErrorKind::Internal,
+            format!("the embedded vendors.json is invalid: {e}"),
+        )
     })?;
     Ok(file.profiles)
 }
@@ -74,12 +78,15 @@ pub fn all() -> Result<Vec<HsmProfile>> {
 pub fn by_name(name: &str) -> Result<HsmProfile> {
     let profiles = all()?;
     let names: Vec<String> = profiles.iter().map(|p| p.name.clone()).collect();
-    profiles.into_iter().find(|p| p.matches(name)).ok_or_else(|| {
-        Error::usage(format!(
-            "unknown HSM profile \"{name}\"; known profiles: {}",
-            names.join(", ")
-        ))
-    })
+    profiles
+        .into_iter()
+        .find(|p| p.matches(name))
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "unknown HSM profile \"{name}\"; known profiles: {}",
+                names.join(", ")
+            ))
+        })
 }
 
 /// The profile whose module paths include `module` (by file name), if any; used to apply a
@@ -111,7 +118,11 @@ mod tests {
         for p in &all {
             assert_eq!(p.tested, p.name == "softhsm2");
             if !p.tested {
-                assert!(p.notes.iter().any(|n| n.contains("Not tested here")), "{}", p.name);
+                assert!(
+                    p.notes.iter().any(|n| n.contains("Not tested here")),
+                    "{}",
+                    p.name
+                );
             }
         }
     }
@@ -119,16 +130,35 @@ mod tests {
     #[test]
     fn lookup_by_name_alias_and_module() {
         assert_eq!(by_name("DPoD").unwrap().name, "luna");
-        assert_eq!(by_name("cloudhsm").unwrap().kwp_mechanism().unwrap().value(), 0x8000_216F);
-        assert_eq!(by_name("luna").unwrap().kwp_mechanism().unwrap().value(), 0x8000_0171);
+        assert_eq!(
+            by_name("cloudhsm")
+                .unwrap()
+                .kwp_mechanism()
+                .unwrap()
+                .value(),
+            0x8000_216F
+        );
+        assert_eq!(
+            by_name("luna").unwrap().kwp_mechanism().unwrap().value(),
+            0x8000_0171
+        );
         let soft = by_name("softhsm2").unwrap();
-        assert_eq!(soft.kwp_mechanism().unwrap(), KwpMechanism::AES_KEY_WRAP_PAD);
+        assert_eq!(
+            soft.kwp_mechanism().unwrap(),
+            KwpMechanism::AES_KEY_WRAP_PAD
+        );
         assert_eq!(soft.oaep_sha256, Some(false));
         let e = by_name("nshield").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Usage);
         assert!(e.message().contains("softhsm2, luna, cloudhsm, yubihsm2"));
-        let m = for_module(Path::new("/somewhere/else/libsofthsm2.so")).unwrap().unwrap();
+        let m = for_module(Path::new("/somewhere/else/libsofthsm2.so"))
+            .unwrap()
+            .unwrap();
         assert_eq!(m.name, "softhsm2");
-        assert!(for_module(Path::new("/usr/lib/opensc-pkcs11.so")).unwrap().is_none());
+        assert!(
+            for_module(Path::new("/usr/lib/opensc-pkcs11.so"))
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -102,9 +102,7 @@ impl Pkcs11Uri {
         let mut uri = Pkcs11Uri::default();
         for attr in path.split(';').filter(|a| !a.is_empty()) {
             let (name, value) = attr.split_once('=').ok_or_else(|| {
-                Error::usage(format!(
-                    "PKCS#11 URI: path attribute \"{attr}\" has no '='"
-                ))
+                Error::usage(format!("PKCS#11 URI: path attribute \"{attr}\" has no '='"))
             })?;
             uri.set_path_attr(name, value)?;
         }
@@ -139,8 +137,11 @@ impl Pkcs11Uri {
                 set_once(&mut self.object_type, name, t)
             }
             // Accepted by RFC 7512 but not used for selection here.
-            "library-manufacturer" | "library-description" | "library-version"
-            | "slot-description" | "slot-manufacturer" => Ok(()),
+            "library-manufacturer"
+            | "library-description"
+            | "library-version"
+            | "slot-description"
+            | "slot-manufacturer" => Ok(()),
             other if other.starts_with("x-") => Ok(()),
             other => Err(Error::usage(format!(
                 "PKCS#11 URI: unknown path attribute \"{other}\" (known: token, manufacturer, serial, model, slot-id, object, id, type)"
@@ -161,11 +162,7 @@ impl Pkcs11Uri {
                 let s = std::str::from_utf8(&bytes).map_err(|_| {
                     Error::usage("PKCS#11 URI: pin-value is not valid UTF-8 after percent-decoding")
                 })?;
-                set_once(
-                    &mut self.pin_value,
-                    name,
-                    SecretString::from(s.to_string()),
-                )
+                set_once(&mut self.pin_value, name, SecretString::from(s.to_string()))
             }
             "pin-source" => set_once(&mut self.pin_source, name, decode_str(name, raw)?),
             other if other.starts_with("x-") => Ok(()),
@@ -335,14 +332,20 @@ pub fn resolve_pin(uri: &Pkcs11Uri) -> Result<(SecretString, PinOrigin)> {
     }
     if let Ok(pin) = std::env::var(PIN_ENV) {
         let pin = Zeroizing::new(pin);
-        return Ok((SecretString::from(pin.as_str().to_string()), PinOrigin::Environment));
+        return Ok((
+            SecretString::from(pin.as_str().to_string()),
+            PinOrigin::Environment,
+        ));
     }
     if std::io::stdin().is_terminal() {
         let label = uri.token.as_deref().unwrap_or("the token");
         let pin = rpassword::prompt_password(format!("User PIN for {label}: "))
             .map_err(|e| Error::new(ErrorKind::Pin, format!("cannot read the PIN: {e}")))?;
         let pin = Zeroizing::new(pin);
-        return Ok((SecretString::from(pin.as_str().to_string()), PinOrigin::Prompt));
+        return Ok((
+            SecretString::from(pin.as_str().to_string()),
+            PinOrigin::Prompt,
+        ));
     }
     Err(Error::new(
         ErrorKind::Pin,
@@ -413,7 +416,10 @@ mod tests {
         assert_eq!(u.pin_value.as_ref().unwrap().expose_secret(), "s3cret");
         let dbg = format!("{u:?}");
         let disp = u.to_string();
-        assert!(!dbg.contains("s3cret") && !disp.contains("s3cret"), "{dbg} {disp}");
+        assert!(
+            !dbg.contains("s3cret") && !disp.contains("s3cret"),
+            "{dbg} {disp}"
+        );
         assert!(disp.contains("pin-value=<redacted>"));
     }
 
@@ -449,8 +455,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("pin");
         std::fs::write(&p, "5678\n").unwrap();
-        let u = Pkcs11Uri::parse(&format!("pkcs11:token=t?pin-source=file://{}", p.display()))
-            .unwrap();
+        let u =
+            Pkcs11Uri::parse(&format!("pkcs11:token=t?pin-source=file://{}", p.display())).unwrap();
         let (pin, origin) = resolve_pin(&u).unwrap();
         assert_eq!(pin.expose_secret(), "5678");
         assert_eq!(origin, PinOrigin::SourceFile);
