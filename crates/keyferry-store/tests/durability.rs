@@ -89,8 +89,12 @@ async fn check(location: &str, last: u32) {
         assert_eq!(k.doc, doc(i));
     }
     let ids = store.list_key_ids(None, MAX_KEYS).await.unwrap();
-    // At most one write may have committed after its "ok" line was read.
-    assert!(ids.len() as u32 >= last + 1, "{} < {}", ids.len(), last + 1);
+    // Writes after the last "ok" read may or may not have committed; none may be missing.
+    assert!(
+        ids.len() as u32 > last,
+        "{} keys, last ack {last}",
+        ids.len()
+    );
 }
 
 #[tokio::test]

@@ -54,7 +54,7 @@ impl Fresh for SqliteFresh {
         let n = self.n.fetch_add(1, Ordering::SeqCst);
         let path = self.dir.path().join(format!("store-{n}.db"));
         // Exercise both spellings accepted by open_store.
-        let spec = if n % 2 == 0 {
+        let spec = if n.is_multiple_of(2) {
             format!("sqlite://{}", path.display())
         } else {
             path.display().to_string()
