@@ -18,6 +18,7 @@ pub mod error;
 pub mod offline;
 pub mod pkcs11;
 pub mod profiles;
+pub mod source;
 pub mod uri;
 
 pub use error::{Error, ErrorKind, Result};

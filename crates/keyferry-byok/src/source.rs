@@ -1,188 +1,65 @@
-//! Key material sources: a file (`--material FILE`) wrapped in software, or a PKCS#11 object
-//! wrapped inside the HSM. Each source knows its key spec, can wrap itself for a KMS wrapping
-//! public key, and gives what verification needs (public key, HMAC).
-//!
-//! [`choose_wrapping`] picks the strongest wrapping algorithm and wrapping key spec valid for a
-//! key spec and what the source can do; [`validate_wrapping`] rejects combinations KMS refuses.
+//! Key material sources: a file (`--material FILE`) or a key in a PKCS#11 token
+//! (`--pkcs11-uri URI`). Both answer the same questions — which key spec the material is, how to
+//! wrap it for a KMS wrapping key, what its public key or MAC is for verification — so the import
+//! steps do not care where the material lives. With a token, wrapping happens inside the HSM and
+//! the material never leaves it unwrapped.
 
-use std::path::Path;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
+use cryptoki::object::{KeyType, ObjectClass};
 use keyferry_crypto::Secret;
 use keyferry_types::{AlgorithmSpec, KeySpec, MacAlgorithmSpec, WrappingKeySpec};
-use zeroize::Zeroizing;
+use secrecy::SecretString;
 
 use crate::der;
 use crate::error::{Error, ErrorKind, Result};
-use crate::pkcs11::{KeyObject, OaepHash, ObjectQuery, TokenCapabilities, TokenSession};
+use crate::pkcs11::{
+    KeyObject, KwpMechanism, OaepHash, ObjectQuery, TokenCapabilities, TokenSession, rsa_spec,
+};
+use crate::profiles::{self, HsmProfile};
+use crate::uri::{self, Pkcs11Uri};
 
-/// Wrapped key material ready for ImportKeyMaterial (`EncryptedKeyMaterial`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncryptedKeyMaterial {
-    /// The wrapping algorithm used.
-    pub algorithm: AlgorithmSpec,
-    /// The wrapped bytes (OAEP ciphertext, or OAEP(k) ‖ KWP(material)).
-    pub bytes: Vec<u8>,
+/// The broad kind of material a key spec takes; it decides the valid wrapping algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaterialKind {
+    /// SYMMETRIC_DEFAULT: 32 raw bytes.
+    Symmetric,
+    /// HMAC_*: raw key bytes.
+    Hmac,
+    /// ECC_*: PKCS#8 private key.
+    Ec,
+    /// RSA_*: PKCS#8 private key.
+    Rsa,
 }
 
-/// The chosen wrapping parameters for GetParametersForImport, with explanation lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WrappingChoice {
-    /// `WrappingAlgorithm`.
-    pub algorithm: AlgorithmSpec,
-    /// `WrappingKeySpec`.
-    pub wrapping_key_spec: WrappingKeySpec,
-    /// Why this choice, when it is not the obvious one (e.g. SHA-1 because of the token).
-    pub notes: Vec<String>,
-}
-
-fn is_symmetric_or_hmac(spec: KeySpec) -> bool {
-    matches!(
-        spec,
-        KeySpec::SYMMETRIC_DEFAULT
-            | KeySpec::HMAC_224
-            | KeySpec::HMAC_256
-            | KeySpec::HMAC_384
-            | KeySpec::HMAC_512
-    )
-}
-
-fn is_rsa(spec: KeySpec) -> bool {
-    matches!(
-        spec,
-        KeySpec::RSA_2048 | KeySpec::RSA_3072 | KeySpec::RSA_4096
-    )
-}
-
-fn is_ecc(spec: KeySpec) -> bool {
-    matches!(
-        spec,
-        KeySpec::ECC_NIST_P256
+impl MaterialKind {
+    /// The kind of `spec`, or an error for specs KMS cannot import (or this client cannot wrap).
+    pub fn of(spec: KeySpec) -> Result<Self> {
+        Ok(match spec {
+            KeySpec::SYMMETRIC_DEFAULT => Self::Symmetric,
+            KeySpec::HMAC_224 | KeySpec::HMAC_256 | KeySpec::HMAC_384 | KeySpec::HMAC_512 => {
+                Self::Hmac
+            }
+            KeySpec::ECC_NIST_P256
             | KeySpec::ECC_NIST_P384
             | KeySpec::ECC_NIST_P521
-            | KeySpec::ECC_SECG_P256K1
-    )
-}
-
-fn oaep_hash(alg: AlgorithmSpec) -> Result<OaepHash> {
-    match alg {
-        AlgorithmSpec::RSAES_OAEP_SHA_1 | AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_1 => {
-            Ok(OaepHash::Sha1)
-        }
-        AlgorithmSpec::RSAES_OAEP_SHA_256 | AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256 => {
-            Ok(OaepHash::Sha256)
-        }
-        other => Err(Error::new(
-            ErrorKind::Unsupported,
-            format!(
-                "wrapping algorithm {other} is not supported (RSAES_PKCS1_V1_5 is no longer accepted by KMS; SM2PKE is China-only)"
-            ),
-        )),
+            | KeySpec::ECC_SECG_P256K1 => Self::Ec,
+            KeySpec::RSA_2048 | KeySpec::RSA_3072 | KeySpec::RSA_4096 => Self::Rsa,
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "key material for {other} cannot be imported (KMS imports SYMMETRIC_DEFAULT, HMAC_*, RSA_* and ECC_* keys; SM2 only in China Regions)"
+                    ),
+                ));
+            }
+        })
     }
 }
 
-fn is_hybrid(alg: AlgorithmSpec) -> bool {
-    matches!(
-        alg,
-        AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_1 | AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256
-    )
-}
-
-/// Reject combinations of key spec, wrapping algorithm and wrapping key spec that KMS refuses.
-pub fn validate_wrapping(spec: KeySpec, alg: AlgorithmSpec, wks: WrappingKeySpec) -> Result<()> {
-    oaep_hash(alg)?;
-    if wks == WrappingKeySpec::SM2 {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            "wrapping key spec SM2 is China-only and not supported; use RSA_4096",
-        ));
-    }
-    if !(is_symmetric_or_hmac(spec) || is_rsa(spec) || is_ecc(spec)) {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("key spec {spec} cannot be imported by this client (supported: SYMMETRIC_DEFAULT, HMAC_*, RSA_*, ECC_NIST_P256/P384/P521, ECC_SECG_P256K1)"),
-        ));
-    }
-    if is_rsa(spec) && !is_hybrid(alg) {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("an {spec} private key is too large for {alg}; use RSA_AES_KEY_WRAP_SHA_256 (or RSA_AES_KEY_WRAP_SHA_1)"),
-        ));
-    }
-    if is_symmetric_or_hmac(spec) && is_hybrid(alg) {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("KMS accepts {spec} key material wrapped with RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1 only, not {alg}"),
-        ));
-    }
-    if spec == KeySpec::ECC_NIST_P521 && wks == WrappingKeySpec::RSA_2048 && !is_hybrid(alg) {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("an ECC_NIST_P521 key does not fit in {alg} with an RSA_2048 wrapping key; use RSA_3072/RSA_4096 or RSA_AES_KEY_WRAP_SHA_256"),
-        ));
-    }
-    Ok(())
-}
-
-/// The strongest valid wrapping for `spec` given what the source can do: RSA_4096 with
-/// RSAES_OAEP_SHA_256 for symmetric, HMAC and EC keys; RSA_AES_KEY_WRAP_SHA_256 for RSA keys (and
-/// for EC keys when the token cannot RSA-OAEP-wrap private keys); the SHA-1 variants when the
-/// token can only do OAEP with SHA-1, with a note saying so.
-pub fn choose_wrapping(spec: KeySpec, caps: &TokenCapabilities) -> Result<WrappingChoice> {
-    let wks = WrappingKeySpec::RSA_4096;
-    let mut notes = Vec::new();
-    let sha256 = if caps.oaep_sha256 {
-        true
-    } else if caps.oaep_sha1 {
-        notes.extend(caps.notes.iter().cloned());
-        false
-    } else {
-        return Err(Error::new(
-            ErrorKind::MechanismMissing,
-            "the token cannot wrap with CKM_RSA_PKCS_OAEP (neither SHA-256 nor SHA-1 worked); KMS import needs RSA-OAEP wrapping. Check the mechanism list with `pkcs11-tool -M`, or export the key under another mechanism and use --material",
-        ));
-    };
-    let hybrid = if is_rsa(spec) {
-        true
-    } else if is_ecc(spec) {
-        if caps.oaep_wraps_private_keys {
-            false
-        } else {
-            notes.push(
-                "the token cannot RSA-OAEP-wrap private keys, so the EC key is wrapped with RSA_AES_KEY_WRAP (an ephemeral AES-256 key made in the token)".to_string(),
-            );
-            true
-        }
-    } else if is_symmetric_or_hmac(spec) {
-        false
-    } else {
-        return Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("key spec {spec} cannot be imported by this client"),
-        ));
-    };
-    if hybrid && !(caps.kwp && caps.aes_keygen) {
-        return Err(Error::new(
-            ErrorKind::MechanismMissing,
-            format!(
-                "{spec} keys need RSA_AES_KEY_WRAP, which needs AES key generation and AES key wrap with padding (RFC 5649) in the token; it lacks one of them. Set the vendor's mechanism with --hsm-profile or --kwp-mechanism"
-            ),
-        ));
-    }
-    let algorithm = match (hybrid, sha256) {
-        (true, true) => AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256,
-        (true, false) => AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_1,
-        (false, true) => AlgorithmSpec::RSAES_OAEP_SHA_256,
-        (false, false) => AlgorithmSpec::RSAES_OAEP_SHA_1,
-    };
-    validate_wrapping(spec, algorithm, wks)?;
-    Ok(WrappingChoice {
-        algorithm,
-        wrapping_key_spec: wks,
-        notes,
-    })
-}
-
-fn hmac_alg(spec: KeySpec) -> Option<MacAlgorithmSpec> {
+/// The MAC algorithm that matches an HMAC key spec.
+pub fn mac_algorithm_for(spec: KeySpec) -> Option<MacAlgorithmSpec> {
     match spec {
         KeySpec::HMAC_224 => Some(MacAlgorithmSpec::HMAC_SHA_224),
         KeySpec::HMAC_256 => Some(MacAlgorithmSpec::HMAC_SHA_256),
@@ -192,406 +69,663 @@ fn hmac_alg(spec: KeySpec) -> Option<MacAlgorithmSpec> {
     }
 }
 
-/// The MAC algorithm KMS uses with an HMAC key spec.
-pub fn mac_algorithm_for(spec: KeySpec) -> Option<MacAlgorithmSpec> {
-    hmac_alg(spec)
+fn hmac_min_len(spec: KeySpec) -> usize {
+    match spec {
+        KeySpec::HMAC_224 => 28,
+        KeySpec::HMAC_256 => 32,
+        KeySpec::HMAC_384 => 48,
+        _ => 64,
+    }
 }
 
-fn hmac_specs_for_len(len: usize) -> Vec<KeySpec> {
-    [
-        (KeySpec::HMAC_224, 28),
-        (KeySpec::HMAC_256, 32),
-        (KeySpec::HMAC_384, 48),
-        (KeySpec::HMAC_512, 64),
-    ]
-    .into_iter()
-    .filter(|(_, min)| len >= *min && len <= 128)
-    .map(|(s, _)| s)
-    .collect()
+fn oaep_hash(alg: AlgorithmSpec) -> Option<OaepHash> {
+    match alg {
+        AlgorithmSpec::RSAES_OAEP_SHA_1 | AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_1 => {
+            Some(OaepHash::Sha1)
+        }
+        AlgorithmSpec::RSAES_OAEP_SHA_256 | AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256 => {
+            Some(OaepHash::Sha256)
+        }
+        _ => None,
+    }
 }
 
-fn check_hmac_len(spec: KeySpec, len: usize, what: &str) -> Result<()> {
-    if !hmac_specs_for_len(len).contains(&spec) {
-        let valid = hmac_specs_for_len(len);
+fn is_rsa_aes(alg: AlgorithmSpec) -> bool {
+    matches!(
+        alg,
+        AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_1 | AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256
+    )
+}
+
+/// A wrapping algorithm and wrapping key spec for GetParametersForImport, with the reasons.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrappingChoice {
+    /// The wrapping algorithm.
+    pub algorithm: AlgorithmSpec,
+    /// The wrapping key spec.
+    pub wrapping_key_spec: WrappingKeySpec,
+    /// Lines explaining a fallback (e.g. SHA-1 because the token can do nothing else).
+    pub notes: Vec<String>,
+}
+
+/// The strongest valid combination for `spec` that the source can perform: RSA_4096 with
+/// RSAES_OAEP_SHA_256 for symmetric, HMAC and EC material, RSA_AES_KEY_WRAP_SHA_256 for RSA (and
+/// for EC when the token cannot OAEP-wrap private keys); the SHA-1 variants, with a note, when
+/// the token can only do OAEP with SHA-1.
+pub fn choose_wrapping(spec: KeySpec, caps: &TokenCapabilities) -> Result<WrappingChoice> {
+    let kind = MaterialKind::of(spec)?;
+    let mut notes = Vec::new();
+    let hash = if caps.oaep_sha256 {
+        OaepHash::Sha256
+    } else if caps.oaep_sha1 {
+        notes.push(
+            "the token can RSA-OAEP-wrap only with SHA-1, so the _SHA_1 wrapping algorithm is used (KMS accepts it; the wrapped material is still protected by RSA-4096)"
+                .to_string(),
+        );
+        OaepHash::Sha1
+    } else {
         return Err(Error::new(
-            ErrorKind::Material,
-            format!(
-                "{what} is {len} bytes, which does not fit {spec} (HMAC_n needs n/8 to 128 bytes){}",
-                if valid.is_empty() {
-                    String::new()
+            ErrorKind::MechanismMissing,
+            "the token cannot wrap with CKM_RSA_PKCS_OAEP (neither SHA-256 nor SHA-1 works), which every KMS wrapping algorithm needs; use a token that supports RSA-OAEP wrapping, or export the key from a backup and use --material",
+        ));
+    };
+    let (oaep, rsa_aes) = match hash {
+        OaepHash::Sha256 => (
+            AlgorithmSpec::RSAES_OAEP_SHA_256,
+            AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256,
+        ),
+        OaepHash::Sha1 => (
+            AlgorithmSpec::RSAES_OAEP_SHA_1,
+            AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_1,
+        ),
+    };
+    let rsa_aes_possible = caps.kwp && caps.aes_keygen;
+    let algorithm = match kind {
+        MaterialKind::Symmetric | MaterialKind::Hmac => oaep,
+        MaterialKind::Ec if caps.oaep_wraps_private_keys => oaep,
+        MaterialKind::Ec | MaterialKind::Rsa if rsa_aes_possible => {
+            if kind == MaterialKind::Ec {
+                notes.push(
+                    "the token cannot RSA-OAEP-wrap private keys directly, so RSA_AES_KEY_WRAP (an ephemeral AES-256 key, OAEP-wrapped, then the key KWP-wrapped) is used"
+                        .to_string(),
+                );
+            }
+            rsa_aes
+        }
+        _ => {
+            return Err(Error::new(
+                ErrorKind::MechanismMissing,
+                format!(
+                    "{spec} private keys need RSA_AES_KEY_WRAP, but the token lacks AES key generation or the AES key wrap with padding mechanism; set the vendor's RFC 5649 mechanism with --hsm-profile or --kwp-mechanism"
+                ),
+            ));
+        }
+    };
+    Ok(WrappingChoice {
+        algorithm,
+        wrapping_key_spec: WrappingKeySpec::RSA_4096,
+        notes,
+    })
+}
+
+/// Check a wrapping algorithm and key spec given by the user (or by the server) against the key
+/// spec and what the source can do. Errors say what to choose instead.
+pub fn check_wrapping(
+    spec: KeySpec,
+    algorithm: AlgorithmSpec,
+    wrapping_key_spec: WrappingKeySpec,
+    caps: &TokenCapabilities,
+) -> Result<()> {
+    let kind = MaterialKind::of(spec)?;
+    let unsupported = |m: String| Err(Error::new(ErrorKind::Unsupported, m));
+    let Some(hash) = oaep_hash(algorithm) else {
+        return unsupported(format!(
+            "the wrapping algorithm {algorithm} is not supported (KMS dropped RSAES_PKCS1_V1_5 in 2023; SM2PKE is China-only); use RSAES_OAEP_SHA_256 or RSA_AES_KEY_WRAP_SHA_256"
+        ));
+    };
+    if wrapping_key_spec == WrappingKeySpec::SM2 {
+        return unsupported("the SM2 wrapping key spec is China-only; use RSA_4096".to_string());
+    }
+    match (kind, is_rsa_aes(algorithm)) {
+        (MaterialKind::Rsa, false) => {
+            return unsupported(format!(
+                "{spec} private keys are too large for one RSA-OAEP block; KMS requires RSA_AES_KEY_WRAP_SHA_256 (or _SHA_1) for RSA key material"
+            ));
+        }
+        (MaterialKind::Symmetric | MaterialKind::Hmac, true) => {
+            return unsupported(format!(
+                "KMS accepts only RSAES_OAEP_SHA_256 or RSAES_OAEP_SHA_1 for {spec} key material, not {algorithm}"
+            ));
+        }
+        (MaterialKind::Ec, false)
+            if spec == KeySpec::ECC_NIST_P521 && wrapping_key_spec == WrappingKeySpec::RSA_2048 =>
+        {
+            return unsupported(
+                "an ECC_NIST_P521 private key does not fit in one RSA_2048 OAEP block; use RSA_3072/RSA_4096 or RSA_AES_KEY_WRAP_SHA_256".to_string(),
+            );
+        }
+        _ => {}
+    }
+    let missing = |m: String| Err(Error::new(ErrorKind::MechanismMissing, m));
+    match hash {
+        OaepHash::Sha256 if !caps.oaep_sha256 => {
+            return missing(format!(
+                "the token cannot RSA-OAEP-wrap with SHA-256 (SoftHSM2 2.6 supports SHA-1 only); use {} instead",
+                if is_rsa_aes(algorithm) {
+                    "RSA_AES_KEY_WRAP_SHA_1"
                 } else {
-                    format!(
-                        "; it fits {}",
-                        valid.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-                    )
+                    "RSAES_OAEP_SHA_1"
                 }
-            ),
+            ));
+        }
+        OaepHash::Sha1 if !caps.oaep_sha1 => {
+            return missing(
+                "the token cannot RSA-OAEP-wrap with SHA-1; use the _SHA_256 variant".to_string(),
+            );
+        }
+        _ => {}
+    }
+    if is_rsa_aes(algorithm) && !(caps.kwp && caps.aes_keygen) {
+        return missing(format!(
+            "{algorithm} needs AES-256 key generation and AES key wrap with padding (RFC 5649) in the token, which it lacks; set the vendor's mechanism with --hsm-profile or --kwp-mechanism"
+        ));
+    }
+    if kind == MaterialKind::Ec && !is_rsa_aes(algorithm) && !caps.oaep_wraps_private_keys {
+        return missing(format!(
+            "the token cannot RSA-OAEP-wrap private keys (CKR_KEY_NOT_WRAPPABLE); use RSA_AES_KEY_WRAP_SHA_{} for {spec}",
+            if caps.oaep_sha256 { "256" } else { "1" }
         ));
     }
     Ok(())
 }
 
-/// Key material read from a file; wrapped in software.
+fn wrapping_key_spec_of(spki: &[u8]) -> Result<WrappingKeySpec> {
+    match keyferry_crypto::wrap::rsa_public_key_len(spki)? {
+        256 => Ok(WrappingKeySpec::RSA_2048),
+        384 => Ok(WrappingKeySpec::RSA_3072),
+        512 => Ok(WrappingKeySpec::RSA_4096),
+        n => Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "the wrapping key is a {}-bit RSA key; KMS uses 2048, 3072 or 4096 bits",
+                n * 8
+            ),
+        )),
+    }
+}
+
+/// Key material read from a file. `Debug` never shows the material.
 pub struct FileSource {
-    material: Secret,
     spec: KeySpec,
+    material: Secret,
+    public_key: Option<Vec<u8>>,
+    origin: String,
     notes: Vec<String>,
 }
 
-impl std::fmt::Debug for FileSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for FileSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FileSource")
             .field("spec", &self.spec)
+            .field("origin", &self.origin)
             .field("material", &"<redacted>")
             .finish()
     }
 }
 
 impl FileSource {
-    /// Read `path`: raw bytes for SYMMETRIC_DEFAULT/HMAC, a private key (PKCS#8 DER/PEM or
-    /// traditional PEM) for RSA/EC. Without `spec`, a private key's spec is inferred and exactly
-    /// 32 raw bytes are taken as SYMMETRIC_DEFAULT; other raw lengths need `--key-spec HMAC_*`.
-    pub fn load(path: &Path, spec: Option<KeySpec>) -> Result<Self> {
-        let bytes = Zeroizing::new(
-            std::fs::read(path).map_err(|e| Error::io("read the key material file", path, e))?,
-        );
-        Self::from_bytes(&bytes, spec).map_err(|e| {
-            let msg = format!("{}: {}", path.display(), e.message());
-            Error::new(e.kind(), msg)
-        })
+    /// Read `path`: raw bytes for SYMMETRIC_DEFAULT / HMAC_*, or a private key (PKCS#8 DER or
+    /// PEM, traditional RSA/EC PEM) for RSA_* / ECC_*. Without `key_spec`, a private key's spec is
+    /// taken from the key and 32 raw bytes are SYMMETRIC_DEFAULT; other raw lengths need it.
+    pub fn read(path: &Path, key_spec: Option<KeySpec>) -> Result<Self> {
+        let bytes = Secret::new(std::fs::read(path).map_err(|e| Error::io("read", path, e))?);
+        Self::from_bytes(&bytes, key_spec, &path.display().to_string())
     }
 
-    /// As [`FileSource::load`], from bytes already in memory.
-    pub fn from_bytes(bytes: &[u8], spec: Option<KeySpec>) -> Result<Self> {
+    /// The same from bytes; `origin` names them in messages.
+    pub fn from_bytes(bytes: &[u8], key_spec: Option<KeySpec>, origin: &str) -> Result<Self> {
+        let in_file = |e: Error| Error::new(e.kind(), format!("{origin}: {}", e.message()));
+        let looks_pem = bytes.starts_with(b"-----BEGIN")
+            || bytes
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .is_some_and(|i| bytes[i..].starts_with(b"-----BEGIN"));
         let mut notes = Vec::new();
-        let (material, spec) = match spec {
-            Some(s) if is_symmetric_or_hmac(s) => {
-                if s == KeySpec::SYMMETRIC_DEFAULT && bytes.len() != 32 {
+        let asymmetric = |spec: Option<KeySpec>| -> Result<Self> {
+            let (pkcs8, found) = keyferry_crypto::keyfile::private_key_to_pkcs8(bytes)?;
+            let spec = match spec {
+                Some(s) if s != found => {
+                    return Err(Error::new(
+                        ErrorKind::Material,
+                        format!("the file holds a {found} private key, but the key spec is {s}"),
+                    ));
+                }
+                _ => found,
+            };
+            let material = keyferry_crypto::material::canonicalize(spec, &pkcs8)?;
+            let public_key = Some(keyferry_crypto::keyfile::public_key_of(spec, &material)?);
+            Ok(Self {
+                spec,
+                material,
+                public_key,
+                origin: origin.to_string(),
+                notes: Vec::new(),
+            })
+        };
+        let spec = match key_spec {
+            Some(spec) => spec,
+            None => match asymmetric(None) {
+                Ok(s) => return Ok(s),
+                Err(e) if looks_pem => return Err(in_file(e)),
+                Err(_) => match bytes.len() {
+                    32 => {
+                        notes.push(
+                            "32 raw bytes were taken as SYMMETRIC_DEFAULT (AES-256); give --key-spec HMAC_256 for an HMAC key".to_string(),
+                        );
+                        KeySpec::SYMMETRIC_DEFAULT
+                    }
+                    n @ (28 | 48 | 64) => {
+                        return Err(Error::new(
+                            ErrorKind::Material,
+                            format!(
+                                "{origin} holds {n} raw bytes, which fits an HMAC key; give --key-spec (e.g. HMAC_{}) to say which",
+                                n * 8
+                            ),
+                        ));
+                    }
+                    n => {
+                        return Err(Error::new(
+                            ErrorKind::Material,
+                            format!(
+                                "{origin} is neither a private key (PKCS#8 DER/PEM, RSA or EC PEM) nor 32 raw bytes of AES-256 material ({n} bytes); give --key-spec for HMAC keys"
+                            ),
+                        ));
+                    }
+                },
+            },
+        };
+        match MaterialKind::of(spec)? {
+            MaterialKind::Ec | MaterialKind::Rsa => asymmetric(Some(spec)).map_err(in_file),
+            MaterialKind::Symmetric | MaterialKind::Hmac => {
+                if looks_pem {
                     return Err(Error::new(
                         ErrorKind::Material,
                         format!(
-                            "SYMMETRIC_DEFAULT key material must be exactly 32 raw bytes (AES-256); the file has {} bytes",
-                            bytes.len()
+                            "{origin} is a PEM file, but {spec} key material is raw bytes (e.g. `openssl rand -out key.bin 32`)"
                         ),
                     ));
                 }
-                if s != KeySpec::SYMMETRIC_DEFAULT {
-                    check_hmac_len(s, bytes.len(), "the key material")?;
-                }
-                (Zeroizing::new(bytes.to_vec()), s)
+                let material = keyferry_crypto::material::canonicalize(spec, bytes)
+                    .map_err(|e| in_file(e.into()))?;
+                Ok(Self {
+                    spec,
+                    material,
+                    public_key: None,
+                    origin: origin.to_string(),
+                    notes,
+                })
             }
-            Some(s) if is_rsa(s) || is_ecc(s) => {
-                let (pkcs8, found) = keyferry_crypto::keyfile::private_key_to_pkcs8(bytes)?;
-                if found != s {
-                    return Err(Error::new(
-                        ErrorKind::Material,
-                        format!("the private key is {found} but the key spec is {s}"),
-                    ));
-                }
-                (pkcs8, s)
-            }
-            Some(s) => {
-                return Err(Error::new(
-                    ErrorKind::Unsupported,
-                    format!("key spec {s} cannot be imported by this client"),
-                ));
-            }
-            None => match keyferry_crypto::keyfile::private_key_to_pkcs8(bytes) {
-                Ok((pkcs8, s)) => (pkcs8, s),
-                Err(key_err) => {
-                    if bytes.len() == 32 {
-                        notes.push("32 raw bytes taken as SYMMETRIC_DEFAULT (AES-256) key material; give --key-spec HMAC_256 for an HMAC key".to_string());
-                        (Zeroizing::new(bytes.to_vec()), KeySpec::SYMMETRIC_DEFAULT)
-                    } else {
-                        let hmac = hmac_specs_for_len(bytes.len());
-                        return Err(Error::new(
-                            ErrorKind::Material,
-                            if hmac.is_empty() {
-                                format!(
-                                    "the file is neither a private key ({key_err}) nor raw symmetric material (32 bytes for SYMMETRIC_DEFAULT, 28–128 bytes for HMAC)"
-                                )
-                            } else {
-                                format!(
-                                    "the file holds {} raw bytes, which could be an HMAC key; give --key-spec ({})",
-                                    bytes.len(),
-                                    hmac.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
-                                )
-                            },
-                        ));
-                    }
-                }
-            },
-        };
-        // Final check with the server's own validation rules.
-        keyferry_crypto::material::canonicalize(spec, &material)?;
-        Ok(Self {
-            material,
-            spec,
-            notes,
-        })
+        }
     }
 }
 
-/// A key in a PKCS#11 token; wrapped inside the HSM.
-pub struct Pkcs11Source<'s> {
-    session: &'s TokenSession,
+/// How to open a token source.
+#[derive(Debug, Clone, Default)]
+pub struct TokenOptions {
+    /// The PKCS#11 module; overrides the URI's `module-path` and the profile's default.
+    pub module: Option<PathBuf>,
+    /// A vendor profile name (`--hsm-profile`).
+    pub profile: Option<String>,
+    /// The RFC 5649 key-wrap mechanism; overrides the profile's.
+    pub kwp_mechanism: Option<KwpMechanism>,
+    /// The key spec, when it cannot or should not be inferred.
+    pub key_spec: Option<KeySpec>,
+    /// The PIN; when absent it is resolved from the URI, `KEYFERRY_PKCS11_PIN` or a prompt.
+    pub pin: Option<SecretString>,
+}
+
+/// A key in a PKCS#11 token, with a logged-in session and the token's capabilities.
+#[derive(Debug)]
+pub struct TokenSource {
+    session: TokenSession,
     key: KeyObject,
     spec: KeySpec,
     caps: TokenCapabilities,
+    notes: Vec<String>,
 }
 
-impl std::fmt::Debug for Pkcs11Source<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pkcs11Source")
-            .field("token", &self.session.token_label())
-            .field("key", &self.key.describe())
-            .field("spec", &self.spec)
-            .finish()
+impl TokenSource {
+    /// Resolve the module (options, URI `module-path`, profile), the PIN, open the token the URI
+    /// names, find the key, infer its spec and probe what the token can do.
+    pub fn open(uri: &Pkcs11Uri, opts: &TokenOptions) -> Result<Self> {
+        let profile: Option<HsmProfile> = match &opts.profile {
+            Some(name) => Some(profiles::by_name(name)?),
+            None => None,
+        };
+        let module = opts
+            .module
+            .clone()
+            .or_else(|| uri.module_path.clone())
+            .or_else(|| profile.as_ref().and_then(|p| p.module_path().map(Path::to_path_buf)))
+            .ok_or_else(|| {
+                Error::usage(
+                    "no PKCS#11 module: add module-path=/path/to/module.so to the URI's query (after '?') or choose --hsm-profile (softhsm2, luna, cloudhsm, yubihsm2)",
+                )
+            })?;
+        let profile = match profile {
+            Some(p) => Some(p),
+            None => profiles::for_module(&module)?,
+        };
+        let kwp = match (opts.kwp_mechanism, &profile) {
+            (Some(k), _) => k,
+            (None, Some(p)) => p.kwp_mechanism()?,
+            (None, None) => KwpMechanism::default(),
+        };
+        let pin = match &opts.pin {
+            Some(p) => p.clone(),
+            None => uri::resolve_pin(uri)?.0,
+        };
+        let mut session = TokenSession::open(&module, uri, &pin)?;
+        session.set_kwp_mechanism(kwp);
+        let mut src = Self::from_session(session, &ObjectQuery::from_uri(uri), opts.key_spec)?;
+        if let Some(p) = profile
+            && !p.tested
+        {
+            src.notes.push(format!(
+                "HSM profile {} ({}) is not tested by Keyferry; KWP mechanism {}",
+                p.name, p.display_name, p.kwp_mechanism_name
+            ));
+        }
+        Ok(src)
     }
-}
 
-impl<'s> Pkcs11Source<'s> {
-    /// Find the key `query` names, infer (or check) its key spec, check it is extractable, and
-    /// probe the token's capabilities.
-    pub fn open(
-        session: &'s TokenSession,
+    /// A source over an open session: find the key `query` names, infer or check its spec,
+    /// check it can be wrapped, and probe the token's capabilities.
+    pub fn from_session(
+        session: TokenSession,
         query: &ObjectQuery,
-        spec: Option<KeySpec>,
+        key_spec: Option<KeySpec>,
     ) -> Result<Self> {
         let key = session.find_key(query)?;
-        let spec = infer_token_spec(&key, spec)?;
+        let spec = infer_token_spec(&key, key_spec)?;
         session.check_extractable(&key)?;
         let caps = session.capabilities()?;
+        let notes = caps.notes.clone();
         Ok(Self {
             session,
             key,
             spec,
             caps,
+            notes,
         })
     }
 
-    /// The key object in the token.
+    /// The token session.
+    pub fn session(&self) -> &TokenSession {
+        &self.session
+    }
+
+    /// The key object.
     pub fn key(&self) -> &KeyObject {
         &self.key
     }
-
-    /// What the token can do.
-    pub fn capabilities(&self) -> &TokenCapabilities {
-        &self.caps
-    }
 }
 
-/// The KMS key spec of a token key, inferred from its attributes or checked against `given`.
+/// The key spec of a token key: from its type and size, checked against `given`.
 pub fn infer_token_spec(key: &KeyObject, given: Option<KeySpec>) -> Result<KeySpec> {
-    use cryptoki::object::{KeyType, ObjectClass};
-    let kt = key.key_type;
-    let desc = key.describe();
-    if key.class == ObjectClass::PUBLIC_KEY {
-        return Err(Error::new(
-            ErrorKind::ObjectNotFound,
-            format!("{desc} is a public key; point the URI at the private key (type=private)"),
-        ));
-    }
-    let inferred: Option<KeySpec> = if key.class == ObjectClass::SECRET_KEY {
-        let len = key.value_len.unwrap_or(0);
-        match kt {
-            Some(k) if k == KeyType::AES => {
-                if len != 32 {
-                    return Err(Error::new(
-                        ErrorKind::Material,
-                        format!("{desc} is an AES-{} key; KMS SYMMETRIC_DEFAULT keys are AES-256 (32 bytes)", len * 8),
-                    ));
-                }
-                Some(KeySpec::SYMMETRIC_DEFAULT)
-            }
-            Some(k) if k == KeyType::SHA224_HMAC => Some(KeySpec::HMAC_224),
-            Some(k) if k == KeyType::SHA256_HMAC => Some(KeySpec::HMAC_256),
-            Some(k) if k == KeyType::SHA384_HMAC => Some(KeySpec::HMAC_384),
-            Some(k) if k == KeyType::SHA512_HMAC => Some(KeySpec::HMAC_512),
-            Some(k) if k == KeyType::GENERIC_SECRET => None,
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::Material,
-                    format!("{desc} is a secret key of a type KMS cannot import (AES-256 and generic secret/HMAC keys can be imported)"),
-                ));
-            }
-        }
-    } else if key.class == ObjectClass::PRIVATE_KEY {
-        match kt {
-            Some(k) if k == KeyType::RSA => Some(crate::pkcs11::rsa_spec(
-                key.modulus.as_deref().unwrap_or(&[]),
-            )?),
-            Some(k) if k == KeyType::EC => Some(der::ec_spec_from_params(
-                key.ec_params.as_deref().unwrap_or(&[]),
-            )?),
-            _ => {
-                return Err(Error::new(
-                    ErrorKind::Material,
-                    format!("{desc} is neither an RSA nor an EC private key"),
-                ));
-            }
-        }
-    } else {
-        return Err(Error::new(
-            ErrorKind::ObjectNotFound,
-            format!("{desc} is not a key"),
-        ));
+    let material = |m: String| Err(Error::new(ErrorKind::Material, m));
+    let mismatch = |found: KeySpec, g: KeySpec| {
+        material(format!(
+            "{} is a {found} key, but the key spec is {g}",
+            key.describe()
+        ))
     };
-    let len = key.value_len.unwrap_or(0);
-    match (inferred, given) {
-        (Some(i), None) => {
-            if hmac_alg(i).is_some() {
-                check_hmac_len(i, len, &desc)?;
+    if key.class == ObjectClass::SECRET_KEY {
+        let len = key.value_len.unwrap_or(0);
+        let kt = key.key_type;
+        if kt == Some(KeyType::AES) {
+            return match (len, given) {
+                (32, None | Some(KeySpec::SYMMETRIC_DEFAULT)) => Ok(KeySpec::SYMMETRIC_DEFAULT),
+                (32, Some(g)) => mismatch(KeySpec::SYMMETRIC_DEFAULT, g),
+                (n, _) => material(format!(
+                    "{} is AES-{}; KMS symmetric keys (SYMMETRIC_DEFAULT) are AES-256",
+                    key.describe(),
+                    n * 8
+                )),
+            };
+        }
+        let typed = [
+            (KeyType::SHA224_HMAC, KeySpec::HMAC_224),
+            (KeyType::SHA256_HMAC, KeySpec::HMAC_256),
+            (KeyType::SHA384_HMAC, KeySpec::HMAC_384),
+            (KeyType::SHA512_HMAC, KeySpec::HMAC_512),
+        ]
+        .into_iter()
+        .find(|(t, _)| kt == Some(*t))
+        .map(|(_, s)| s);
+        if typed.is_none() && kt != Some(KeyType::GENERIC_SECRET) {
+            return material(format!(
+                "{} is a secret key of a type KMS cannot import; use an AES-256 key (SYMMETRIC_DEFAULT) or a generic secret (HMAC_*)",
+                key.describe()
+            ));
+        }
+        let spec = match (given, typed) {
+            (Some(g), _) => g,
+            (None, Some(t)) => t,
+            (None, None) => {
+                let fits: Vec<&str> = [
+                    KeySpec::HMAC_224,
+                    KeySpec::HMAC_256,
+                    KeySpec::HMAC_384,
+                    KeySpec::HMAC_512,
+                ]
+                .into_iter()
+                .filter(|s| hmac_min_len(*s) <= len && len <= 128)
+                .map(KeySpec::as_str)
+                .collect();
+                return Err(Error::new(
+                    ErrorKind::Material,
+                    format!(
+                        "{} is a {len}-byte generic secret; give --key-spec to say which HMAC key it is ({})",
+                        key.describe(),
+                        if fits.is_empty() {
+                            "none fits its length".to_string()
+                        } else {
+                            fits.join(", ")
+                        }
+                    ),
+                ));
             }
-            Ok(i)
-        }
-        (Some(i), Some(g)) if i == g => Ok(i),
-        (Some(i), Some(g)) => Err(Error::new(
-            ErrorKind::Material,
-            format!("{desc} is {i} but the key spec given is {g}"),
-        )),
-        (None, Some(g)) if hmac_alg(g).is_some() => {
-            check_hmac_len(g, len, &desc)?;
-            Ok(g)
-        }
-        (None, Some(KeySpec::SYMMETRIC_DEFAULT)) if len == 32 => Ok(KeySpec::SYMMETRIC_DEFAULT),
-        (None, Some(g)) => Err(Error::new(
-            ErrorKind::Material,
-            format!("{desc} is a generic secret of {len} bytes, which does not fit {g}"),
-        )),
-        (None, None) => {
-            let fits = hmac_specs_for_len(len);
-            Err(Error::new(
-                ErrorKind::Material,
-                format!(
-                    "{desc} is a generic secret of {len} bytes; its key spec cannot be inferred: give --key-spec{}",
-                    if fits.is_empty() {
-                        " (no HMAC key spec fits this length: HMAC keys are 28 to 128 bytes)".to_string()
-                    } else {
-                        format!(
-                            " {}",
-                            fits.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
-                        )
-                    }
-                ),
-            ))
-        }
+        };
+        return match MaterialKind::of(spec)? {
+            MaterialKind::Hmac if hmac_min_len(spec) <= len && len <= 128 => Ok(spec),
+            MaterialKind::Hmac => material(format!(
+                "{} is {len} bytes long; {spec} key material must be {} to 128 bytes",
+                key.describe(),
+                hmac_min_len(spec)
+            )),
+            MaterialKind::Symmetric if len == 32 => Ok(spec),
+            _ => material(format!(
+                "{} is a {len}-byte secret key and cannot be {spec} key material",
+                key.describe()
+            )),
+        };
     }
+    if key.class == ObjectClass::PRIVATE_KEY {
+        let found = if key.key_type == Some(KeyType::EC) {
+            let params = key.ec_params.as_deref().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "the token does not reveal CKA_EC_PARAMS of {}",
+                        key.describe()
+                    ),
+                )
+            })?;
+            der::ec_spec_from_params(params)?
+        } else if key.key_type == Some(KeyType::RSA) {
+            let n = key.modulus.as_deref().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Internal,
+                    format!(
+                        "the token does not reveal CKA_MODULUS of {}",
+                        key.describe()
+                    ),
+                )
+            })?;
+            rsa_spec(n)?
+        } else {
+            return material(format!(
+                "{} is neither an RSA nor an EC private key; KMS imports RSA and ECC private keys",
+                key.describe()
+            ));
+        };
+        return match given {
+            Some(g) if g != found => mismatch(found, g),
+            _ => Ok(found),
+        };
+    }
+    Err(Error::new(
+        ErrorKind::ObjectNotFound,
+        format!(
+            "{} is not a secret or private key; point the URI at the key itself (type=secret-key or type=private)",
+            key.describe()
+        ),
+    ))
 }
 
-/// A key material source.
+/// Where key material comes from.
 #[derive(Debug)]
-pub enum KeySource<'s> {
+pub enum Source {
     /// `--material FILE`.
     File(FileSource),
     /// `--pkcs11-uri URI`.
-    Pkcs11(Pkcs11Source<'s>),
+    Token(Box<TokenSource>),
 }
 
-impl KeySource<'_> {
-    /// The key spec of the material.
+impl From<FileSource> for Source {
+    fn from(s: FileSource) -> Self {
+        Self::File(s)
+    }
+}
+
+impl From<TokenSource> for Source {
+    fn from(s: TokenSource) -> Self {
+        Self::Token(Box::new(s))
+    }
+}
+
+impl Source {
+    /// The material's key spec.
     pub fn key_spec(&self) -> KeySpec {
         match self {
             Self::File(f) => f.spec,
-            Self::Pkcs11(p) => p.spec,
+            Self::Token(t) => t.spec,
         }
     }
 
-    /// What this source can do (software sources can do everything).
+    /// A short description for summaries (file name, or token and key).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::File(f) => format!("file {}", f.origin),
+            Self::Token(t) => format!(
+                "{} in token \"{}\"",
+                t.key.describe(),
+                t.session.token_label()
+            ),
+        }
+    }
+
+    /// What the source can do (a file: everything, in software).
     pub fn capabilities(&self) -> TokenCapabilities {
         match self {
             Self::File(_) => TokenCapabilities::software(),
-            Self::Pkcs11(p) => p.caps.clone(),
+            Self::Token(t) => t.caps.clone(),
         }
     }
 
-    /// Explanation lines about the source (inferences, fallbacks).
-    pub fn notes(&self) -> Vec<String> {
+    /// Explanations to show in the summary (fallbacks, untested profiles, inferred specs).
+    pub fn notes(&self) -> &[String] {
         match self {
-            Self::File(f) => f.notes.clone(),
-            Self::Pkcs11(p) => p.caps.notes.clone(),
+            Self::File(f) => &f.notes,
+            Self::Token(t) => &t.notes,
         }
     }
 
-    /// The strongest valid wrapping for this source.
+    /// The strongest valid wrapping for this material and source.
     pub fn choose_wrapping(&self) -> Result<WrappingChoice> {
         choose_wrapping(self.key_spec(), &self.capabilities())
     }
 
-    /// Wrap the material for the KMS wrapping public key (SPKI DER) with `alg`. For a token the
-    /// wrap happens inside the HSM: CKM_RSA_PKCS_OAEP, or for RSA_AES_KEY_WRAP an ephemeral AES-256
-    /// key OAEP-wrapped followed by the key KWP-wrapped; all temporary objects are destroyed.
-    pub fn wrap(&self, alg: AlgorithmSpec, wrapping_spki: &[u8]) -> Result<EncryptedKeyMaterial> {
-        let wks = wrapping_key_spec_of(wrapping_spki)?;
-        validate_wrapping(self.key_spec(), alg, wks)?;
-        let bytes = match self {
-            Self::File(f) => keyferry_crypto::wrap::wrap(alg, wrapping_spki, &f.material)?,
-            Self::Pkcs11(p) => {
-                let hash = oaep_hash(alg)?;
-                let s = p.session;
-                let wrapping = s.import_rsa_public_key(wrapping_spki)?;
-                if is_hybrid(alg) {
+    /// Wrap the material under the KMS wrapping public key (SPKI DER) with `algorithm`. A file is
+    /// wrapped in software; a token key inside the HSM (the wrapping key is imported as a session
+    /// object and destroyed afterwards, also on errors).
+    pub fn wrap(&self, algorithm: AlgorithmSpec, wrapping_public_key: &[u8]) -> Result<Vec<u8>> {
+        let wks = wrapping_key_spec_of(wrapping_public_key)?;
+        check_wrapping(self.key_spec(), algorithm, wks, &self.capabilities())?;
+        match self {
+            Self::File(f) => Ok(keyferry_crypto::wrap::wrap(
+                algorithm,
+                wrapping_public_key,
+                &f.material,
+            )?),
+            Self::Token(t) => {
+                let hash = oaep_hash(algorithm).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Unsupported,
+                        format!("{algorithm} is not supported"),
+                    )
+                })?;
+                let s = &t.session;
+                let kms_key = s.import_rsa_public_key(wrapping_public_key)?;
+                if is_rsa_aes(algorithm) {
                     let kek = s.generate_ephemeral_aes256()?;
-                    let mut out = s.wrap_oaep(hash, wrapping.handle(), kek.handle())?;
-                    out.extend_from_slice(&s.wrap_kwp(kek.handle(), p.key.handle)?);
-                    out
+                    let mut out = s.wrap_oaep(hash, kms_key.handle(), kek.handle())?;
+                    out.extend_from_slice(&s.wrap_kwp(kek.handle(), t.key.handle)?);
+                    Ok(out)
                 } else {
-                    s.wrap_oaep(hash, wrapping.handle(), p.key.handle)?
+                    s.wrap_oaep(hash, kms_key.handle(), t.key.handle)
                 }
             }
-        };
-        Ok(EncryptedKeyMaterial {
-            algorithm: alg,
-            bytes,
-        })
+        }
     }
 
-    /// The public key (SPKI DER) of an asymmetric source, to compare with KMS GetPublicKey.
-    pub fn public_key(&self) -> Result<Vec<u8>> {
-        let spec = self.key_spec();
-        if !(is_rsa(spec) || is_ecc(spec)) {
+    /// The public key (SPKI DER) of asymmetric material, for comparing with GetPublicKey.
+    pub fn public_key(&self) -> Result<Option<Vec<u8>>> {
+        match self {
+            Self::File(f) => Ok(f.public_key.clone()),
+            Self::Token(t) => match MaterialKind::of(t.spec)? {
+                MaterialKind::Ec | MaterialKind::Rsa => {
+                    let (spec, spki) = t.session.public_key_spki(&t.key)?;
+                    if spec != t.spec {
+                        return Err(Error::new(
+                            ErrorKind::Material,
+                            format!("the token key is {spec}, not {}", t.spec),
+                        ));
+                    }
+                    Ok(Some(spki))
+                }
+                _ => Ok(None),
+            },
+        }
+    }
+
+    /// The MAC of `message` with HMAC material (computed in the token for a token key).
+    pub fn mac(&self, algorithm: MacAlgorithmSpec, message: &[u8]) -> Result<Vec<u8>> {
+        if MaterialKind::of(self.key_spec())? != MaterialKind::Hmac {
             return Err(Error::new(
                 ErrorKind::Unsupported,
-                format!("{spec} keys have no public key"),
+                format!("{} material has no MAC", self.key_spec()),
             ));
         }
         match self {
-            Self::File(f) => Ok(keyferry_crypto::keyfile::public_key_of(spec, &f.material)?),
-            Self::Pkcs11(p) => Ok(p.session.public_key_spki(&p.key)?.1),
+            Self::File(f) => Ok(keyferry_crypto::mac::generate(
+                algorithm,
+                &f.material,
+                message,
+            )),
+            Self::Token(t) => t.session.hmac(algorithm, t.key.handle, message),
         }
-    }
-
-    /// The HMAC of `message` with an HMAC source (in the token for PKCS#11 sources).
-    pub fn mac(&self, alg: MacAlgorithmSpec, message: &[u8]) -> Result<Vec<u8>> {
-        if hmac_alg(self.key_spec()).is_none() {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("{} keys cannot compute a MAC", self.key_spec()),
-            ));
-        }
-        match self {
-            Self::File(f) => Ok(keyferry_crypto::mac::generate(alg, &f.material, message)),
-            Self::Pkcs11(p) => p.session.hmac(alg, p.key.handle, message),
-        }
-    }
-}
-
-/// The WrappingKeySpec of a KMS wrapping public key (SPKI DER), from its modulus size.
-pub fn wrapping_key_spec_of(spki: &[u8]) -> Result<WrappingKeySpec> {
-    let len = keyferry_crypto::wrap::rsa_public_key_len(spki).map_err(|_| {
-        Error::new(
-            ErrorKind::Io,
-            "the wrapping public key is not a DER RSA SubjectPublicKeyInfo",
-        )
-    })?;
-    match len {
-        256 => Ok(WrappingKeySpec::RSA_2048),
-        384 => Ok(WrappingKeySpec::RSA_3072),
-        512 => Ok(WrappingKeySpec::RSA_4096),
-        other => Err(Error::new(
-            ErrorKind::Unsupported,
-            format!("the wrapping public key has {} bits; KMS uses RSA 2048, 3072 or 4096", other * 8),
-        )),
     }
 }
 
@@ -599,102 +733,196 @@ pub fn wrapping_key_spec_of(spki: &[u8]) -> Result<WrappingKeySpec> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use keyferry_crypto::wrap::{WrappingKeyPair, unwrap};
 
     fn sha1_only() -> TokenCapabilities {
         TokenCapabilities {
             oaep_sha256: false,
             oaep_wraps_private_keys: false,
-            notes: vec!["SHA-1 only".into()],
             ..TokenCapabilities::software()
         }
     }
 
     #[test]
-    fn choice_for_software() {
+    fn strongest_choice_in_software() {
         let caps = TokenCapabilities::software();
-        for spec in [
-            KeySpec::SYMMETRIC_DEFAULT,
-            KeySpec::HMAC_224,
-            KeySpec::HMAC_512,
-            KeySpec::ECC_NIST_P256,
-            KeySpec::ECC_NIST_P521,
-            KeySpec::ECC_SECG_P256K1,
+        for (spec, alg) in [
+            (
+                KeySpec::SYMMETRIC_DEFAULT,
+                AlgorithmSpec::RSAES_OAEP_SHA_256,
+            ),
+            (KeySpec::HMAC_384, AlgorithmSpec::RSAES_OAEP_SHA_256),
+            (KeySpec::ECC_NIST_P521, AlgorithmSpec::RSAES_OAEP_SHA_256),
+            (KeySpec::RSA_3072, AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256),
         ] {
             let c = choose_wrapping(spec, &caps).unwrap();
-            assert_eq!(c.algorithm, AlgorithmSpec::RSAES_OAEP_SHA_256, "{spec}");
-            assert_eq!(c.wrapping_key_spec, WrappingKeySpec::RSA_4096);
+            assert_eq!(
+                (c.algorithm, c.wrapping_key_spec),
+                (alg, WrappingKeySpec::RSA_4096),
+                "{spec}"
+            );
             assert!(c.notes.is_empty());
-        }
-        for spec in [KeySpec::RSA_2048, KeySpec::RSA_3072, KeySpec::RSA_4096] {
-            let c = choose_wrapping(spec, &caps).unwrap();
-            assert_eq!(c.algorithm, AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256);
+            check_wrapping(spec, c.algorithm, c.wrapping_key_spec, &caps).unwrap();
         }
         assert_eq!(
-            choose_wrapping(KeySpec::ML_DSA_44, &caps).unwrap_err().kind(),
+            choose_wrapping(KeySpec::ML_DSA_44, &caps)
+                .unwrap_err()
+                .kind(),
             ErrorKind::Unsupported
         );
     }
 
     #[test]
-    fn choice_for_sha1_only_token() {
+    fn sha1_only_token_falls_back_with_a_note() {
         let caps = sha1_only();
         let c = choose_wrapping(KeySpec::SYMMETRIC_DEFAULT, &caps).unwrap();
         assert_eq!(c.algorithm, AlgorithmSpec::RSAES_OAEP_SHA_1);
-        assert!(c.notes.iter().any(|n| n.contains("SHA-1")));
-        let c = choose_wrapping(KeySpec::ECC_NIST_P384, &caps).unwrap();
+        assert!(c.notes[0].contains("SHA-1"));
+        let c = choose_wrapping(KeySpec::ECC_NIST_P256, &caps).unwrap();
         assert_eq!(c.algorithm, AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_1);
+        assert_eq!(c.notes.len(), 2);
         let c = choose_wrapping(KeySpec::RSA_2048, &caps).unwrap();
         assert_eq!(c.algorithm, AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_1);
+        let e = check_wrapping(
+            KeySpec::HMAC_256,
+            AlgorithmSpec::RSAES_OAEP_SHA_256,
+            WrappingKeySpec::RSA_4096,
+            &caps,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::MechanismMissing);
+        assert!(e.message().contains("RSAES_OAEP_SHA_1"), "{e}");
         let none = TokenCapabilities {
             oaep_sha1: false,
-            ..caps.clone()
+            ..caps
         };
         assert_eq!(
-            choose_wrapping(KeySpec::HMAC_256, &none).unwrap_err().kind(),
+            choose_wrapping(KeySpec::HMAC_256, &none)
+                .unwrap_err()
+                .kind(),
             ErrorKind::MechanismMissing
         );
-        let no_kwp = TokenCapabilities { kwp: false, ..caps };
+    }
+
+    #[test]
+    fn invalid_combinations_are_refused() {
+        let caps = TokenCapabilities::software();
+        let bad = [
+            (
+                KeySpec::RSA_2048,
+                AlgorithmSpec::RSAES_OAEP_SHA_256,
+                WrappingKeySpec::RSA_4096,
+            ),
+            (
+                KeySpec::ECC_NIST_P521,
+                AlgorithmSpec::RSAES_OAEP_SHA_256,
+                WrappingKeySpec::RSA_2048,
+            ),
+            (
+                KeySpec::ECC_NIST_P521,
+                AlgorithmSpec::RSAES_OAEP_SHA_1,
+                WrappingKeySpec::RSA_2048,
+            ),
+            (
+                KeySpec::SYMMETRIC_DEFAULT,
+                AlgorithmSpec::RSAES_PKCS1_V1_5,
+                WrappingKeySpec::RSA_2048,
+            ),
+            (
+                KeySpec::SYMMETRIC_DEFAULT,
+                AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256,
+                WrappingKeySpec::RSA_2048,
+            ),
+            (
+                KeySpec::SYMMETRIC_DEFAULT,
+                AlgorithmSpec::SM2PKE,
+                WrappingKeySpec::SM2,
+            ),
+        ];
+        for (s, a, w) in bad {
+            assert_eq!(
+                check_wrapping(s, a, w, &caps).unwrap_err().kind(),
+                ErrorKind::Unsupported,
+                "{s} {a} {w}"
+            );
+        }
+        check_wrapping(
+            KeySpec::ECC_NIST_P521,
+            AlgorithmSpec::RSAES_OAEP_SHA_256,
+            WrappingKeySpec::RSA_3072,
+            &caps,
+        )
+        .unwrap();
+        check_wrapping(
+            KeySpec::ECC_NIST_P521,
+            AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_1,
+            WrappingKeySpec::RSA_2048,
+            &caps,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn file_sources_infer_and_wrap() {
+        let wk = WrappingKeyPair::generate(WrappingKeySpec::RSA_2048).unwrap();
+        let aes = [7u8; 32];
+        let src = Source::from(FileSource::from_bytes(&aes, None, "aes.bin").unwrap());
+        assert_eq!(src.key_spec(), KeySpec::SYMMETRIC_DEFAULT);
+        assert_eq!(src.notes().len(), 1);
+        let c = src.choose_wrapping().unwrap();
+        // The test key is RSA_2048; the wrap follows the key given, not the choice's size.
+        let wrapped = src.wrap(c.algorithm, &wk.public_key_der()).unwrap();
+        assert_eq!(&unwrap(c.algorithm, &wk, &wrapped).unwrap()[..], &aes);
+        assert!(format!("{src:?}").contains("<redacted>"));
+        assert!(!format!("{src:?}").contains("7, 7"));
+
+        let e = FileSource::from_bytes(&[1u8; 48], None, "h.bin").unwrap_err();
+        assert!(
+            e.message().contains("--key-spec") && e.message().contains("HMAC_384"),
+            "{e}"
+        );
+        let h = Source::from(
+            FileSource::from_bytes(&[1u8; 48], Some(KeySpec::HMAC_384), "h.bin").unwrap(),
+        );
+        let mac = h.mac(MacAlgorithmSpec::HMAC_SHA_384, b"m").unwrap();
         assert_eq!(
-            choose_wrapping(KeySpec::RSA_2048, &no_kwp).unwrap_err().kind(),
-            ErrorKind::MechanismMissing
+            mac,
+            keyferry_crypto::mac::generate(MacAlgorithmSpec::HMAC_SHA_384, &[1u8; 48], b"m")
         );
-        assert!(choose_wrapping(KeySpec::SYMMETRIC_DEFAULT, &no_kwp).is_ok());
-    }
-
-    #[test]
-    fn validation_rules() {
-        use AlgorithmSpec as A;
-        use WrappingKeySpec as W;
-        assert!(validate_wrapping(KeySpec::RSA_2048, A::RSAES_OAEP_SHA_256, W::RSA_4096).is_err());
-        assert!(validate_wrapping(KeySpec::ECC_NIST_P521, A::RSAES_OAEP_SHA_1, W::RSA_2048).is_err());
-        assert!(validate_wrapping(KeySpec::ECC_NIST_P521, A::RSAES_OAEP_SHA_1, W::RSA_3072).is_ok());
-        assert!(validate_wrapping(KeySpec::ECC_NIST_P521, A::RSA_AES_KEY_WRAP_SHA_1, W::RSA_2048).is_ok());
-        assert!(validate_wrapping(KeySpec::SYMMETRIC_DEFAULT, A::RSAES_PKCS1_V1_5, W::RSA_2048).is_err());
-        assert!(validate_wrapping(KeySpec::HMAC_256, A::RSA_AES_KEY_WRAP_SHA_256, W::RSA_2048).is_err());
-        assert!(validate_wrapping(KeySpec::HMAC_256, A::RSAES_OAEP_SHA_256, W::SM2).is_err());
-    }
-
-    #[test]
-    fn raw_file_material_inference() {
-        let s = FileSource::from_bytes(&[7u8; 32], None).unwrap();
-        assert_eq!(s.spec, KeySpec::SYMMETRIC_DEFAULT);
-        assert_eq!(s.notes.len(), 1);
-        let e = FileSource::from_bytes(&[7u8; 48], None).unwrap_err();
+        let e = FileSource::from_bytes(&[1u8; 20], Some(KeySpec::HMAC_256), "h.bin").unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Material);
-        assert!(e.message().contains("HMAC_384"), "{e}");
-        assert!(!e.message().contains("HMAC_512"), "{e}");
-        let e = FileSource::from_bytes(&[7u8; 31], Some(KeySpec::SYMMETRIC_DEFAULT)).unwrap_err();
+        let e = FileSource::from_bytes(&[1u8; 31], Some(KeySpec::SYMMETRIC_DEFAULT), "a.bin")
+            .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Material);
-        let e = FileSource::from_bytes(&[7u8; 32], Some(KeySpec::HMAC_384)).unwrap_err();
-        assert!(e.message().contains("HMAC_224, HMAC_256"), "{e}");
-        let e = FileSource::from_bytes(&[7u8; 10], None).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Material);
-    }
 
-    #[test]
-    fn hmac_lengths() {
-        assert_eq!(hmac_specs_for_len(28), vec![KeySpec::HMAC_224]);
-        assert_eq!(hmac_specs_for_len(64).len(), 4);
-        assert!(hmac_specs_for_len(129).is_empty());
+        let pkcs8 = keyferry_crypto::material::generate(KeySpec::ECC_NIST_P384).unwrap();
+        let ec = Source::from(FileSource::from_bytes(&pkcs8, None, "ec.der").unwrap());
+        assert_eq!(ec.key_spec(), KeySpec::ECC_NIST_P384);
+        let alg = ec.choose_wrapping().unwrap().algorithm;
+        let wrapped = ec.wrap(alg, &wk.public_key_der()).unwrap();
+        let back = unwrap(alg, &wk, &wrapped).unwrap();
+        assert_eq!(
+            keyferry_crypto::keyfile::public_key_of(KeySpec::ECC_NIST_P384, &back).unwrap(),
+            ec.public_key().unwrap().unwrap()
+        );
+        let e = FileSource::from_bytes(&pkcs8, Some(KeySpec::ECC_NIST_P256), "ec.der").unwrap_err();
+        assert!(
+            e.message().contains("ECC_NIST_P384") && e.message().contains("ECC_NIST_P256"),
+            "{e}"
+        );
+        let e = FileSource::from_bytes(
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            None,
+            "k.pem",
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Material);
+        let e = FileSource::from_bytes(
+            b"-----BEGIN PRIVATE KEY-----\n",
+            Some(KeySpec::SYMMETRIC_DEFAULT),
+            "k.pem",
+        )
+        .unwrap_err();
+        assert!(e.message().contains("raw bytes"), "{e}");
     }
 }
