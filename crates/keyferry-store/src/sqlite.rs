@@ -31,8 +31,16 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Open (creating if missing) and migrate the database at `path`.
+    /// Open (creating the file and its parent directories if missing) and migrate the
+    /// database at `path`.
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| {
+                StoreError::Backend(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             // A fresh deployment starts with no file.

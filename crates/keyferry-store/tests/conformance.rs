@@ -29,7 +29,7 @@ async fn postgres_conformance() {
 #[tokio::test]
 async fn sqlite_reopen_keeps_data_and_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nested-not-created-yet.db");
+    let path = dir.path().join("nested/not/created/yet.db");
     let s = SqliteStore::open(&path).await.unwrap();
     let k = StoredKey {
         key_id: "k".into(),
