@@ -64,6 +64,7 @@ pub struct Kms {
     pub(crate) pool: WrappingKeyPool,
     records: RwLock<HashMap<String, CachedRecord>>,
     unsealed: RwLock<HashMap<(String, String), Arc<Unsealed>>>,
+    aliases: RwLock<HashMap<String, (String, Instant)>>,
 }
 
 const UNSEALED_CACHE_MAX: usize = 10_000;
@@ -86,6 +87,7 @@ impl Kms {
             pool,
             records: RwLock::new(HashMap::new()),
             unsealed: RwLock::new(HashMap::new()),
+            aliases: RwLock::new(HashMap::new()),
         })
     }
 
@@ -155,12 +157,40 @@ impl Kms {
     }
 
     async fn alias_target(&self, alias: &str) -> Result<String, KmsError> {
+        let cached = self
+            .aliases
+            .read()
+            .map_err(|_| poisoned())?
+            .get(alias)
+            .filter(|(_, at)| at.elapsed() < self.cfg.cache_ttl)
+            .map(|(target, _)| target.clone());
+        if let Some(target) = cached {
+            return Ok(target);
+        }
         match self.store.get_alias(alias).await? {
-            Some(row) => Ok(row.target_key_id),
+            Some(row) => {
+                if let Ok(mut map) = self.aliases.write() {
+                    if map.len() >= RECORD_CACHE_MAX {
+                        map.clear();
+                    }
+                    map.insert(
+                        alias.to_string(),
+                        (row.target_key_id.clone(), Instant::now()),
+                    );
+                }
+                Ok(row.target_key_id)
+            }
             None => Err(KmsError::NotFound(format!(
                 "Alias {} is not found.",
                 self.alias_arn(alias)
             ))),
+        }
+    }
+
+    /// Drop a cached alias after this node changed it.
+    pub(crate) fn forget_alias(&self, alias: &str) {
+        if let Ok(mut map) = self.aliases.write() {
+            map.remove(alias);
         }
     }
 
@@ -262,6 +292,9 @@ impl Kms {
             if self.apply_time(&mut rec, now)? == TimeOutcome::Deleted {
                 self.store.delete_key(key_id).await?;
                 self.forget(key_id);
+                if let Ok(mut map) = self.aliases.write() {
+                    map.retain(|_, (target, _)| target != key_id);
+                }
                 return Err(self.not_found(key_id));
             }
             let out = f(&mut rec)?;

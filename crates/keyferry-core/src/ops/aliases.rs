@@ -44,6 +44,7 @@ impl Kms {
                 )));
             }
         }
+        self.forget_alias(&req.alias_name);
         if !self
             .store
             .update_alias(&req.alias_name, &target.key_id, self.now_ms())
@@ -56,6 +57,7 @@ impl Kms {
 
     pub async fn delete_alias(&self, req: DeleteAliasRequest) -> Result<(), KmsError> {
         check_alias_name(&req.alias_name)?;
+        self.forget_alias(&req.alias_name);
         if !self.store.delete_alias(&req.alias_name).await? {
             return Err(self.alias_not_found(&req.alias_name));
         }

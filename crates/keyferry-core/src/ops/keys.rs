@@ -189,6 +189,11 @@ impl Kms {
     ) -> Result<ScheduleKeyDeletionResponse, KmsError> {
         let id = self.resolve_id(&req.key_id, false).await?;
         let days = req.pending_window_in_days.unwrap_or(30);
+        if !(7..=30).contains(&days) {
+            return Err(validation(format!(
+                "1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30"
+            )));
+        }
         let now = self.now_ms();
         let (_, rec) = self
             .mutate(&id, |rec| {
