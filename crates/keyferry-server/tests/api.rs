@@ -37,17 +37,31 @@ struct Api {
 impl Api {
     async fn new() -> Api {
         let dir = tempfile::tempdir().unwrap();
-        let store = keyferry_store::open_store(dir.path().join("kf.db").to_str().unwrap()).await.unwrap();
+        let store = keyferry_store::open_store(dir.path().join("kf.db").to_str().unwrap())
+            .await
+            .unwrap();
         let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000_000)));
         let root = RootKey::from_bytes(&[7u8; 32]).unwrap();
-        let cfg = Config { cache_ttl: Duration::from_secs(3600), wrapping_pool_size: 0, ..Config::default() };
+        let cfg = Config {
+            cache_ttl: Duration::from_secs(3600),
+            wrapping_pool_size: 0,
+            ..Config::default()
+        };
         let kms = Kms::new(cfg, store, &root, clock.clone());
         let state = Arc::new(AppState {
             kms: kms.clone(),
             verifier: Verifier::new("us-east-1", "kms"),
-            credentials: vec![Credential { access_key_id: "AKIDTEST".into(), secret_access_key: SecretKey::new("s3cret") }],
+            credentials: vec![Credential {
+                access_key_id: "AKIDTEST".into(),
+                secret_access_key: SecretKey::new("s3cret"),
+            }],
         });
-        Api { router: app(state), clock, kms, _dir: dir }
+        Api {
+            router: app(state),
+            clock,
+            kms,
+            _dir: dir,
+        }
     }
 
     fn advance(&self, ms: i64) {
@@ -62,13 +76,30 @@ impl Api {
             .header("x-amz-target", format!("TrentService.{op}"))
             .body(body.to_vec())
             .unwrap();
-        keyferry_sigv4::sign(&mut req, &Credentials::new("AKIDTEST", "s3cret"), "us-east-1", "kms", time::OffsetDateTime::now_utc())
+        keyferry_sigv4::sign(
+            &mut req,
+            &Credentials::new("AKIDTEST", "s3cret"),
+            "us-east-1",
+            "kms",
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.map(Body::from))
+            .await
             .unwrap();
-        let resp = self.router.clone().oneshot(req.map(Body::from)).await.unwrap();
         let status = resp.status();
         let headers = resp.headers().clone();
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
-        let v = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let v = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
         (status, headers, v)
     }
 
@@ -81,11 +112,19 @@ impl Api {
     async fn error(&self, op: &str, body: Value) -> (String, Option<String>) {
         let (status, _, v) = self.raw(op, body.to_string().as_bytes()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{op}: {v}");
-        (v["__type"].as_str().unwrap().to_string(), v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+        (
+            v["__type"].as_str().unwrap().to_string(),
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string),
+        )
     }
 
     async fn create(&self, body: Value) -> String {
-        self.call("CreateKey", body).await["KeyMetadata"]["KeyId"].as_str().unwrap().to_string()
+        self.call("CreateKey", body).await["KeyMetadata"]["KeyId"]
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 }
 
@@ -93,18 +132,40 @@ impl Api {
 async fn protocol_headers_and_unit_responses() {
     let api = Api::new().await;
     let id = api.create(json!({})).await;
-    let (status, headers, v) = api.raw("EnableKey", json!({"KeyId": id}).to_string().as_bytes()).await;
+    let (status, headers, v) = api
+        .raw("EnableKey", json!({"KeyId": id}).to_string().as_bytes())
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v, json!({}));
     assert_eq!(headers["content-type"], "application/x-amz-json-1.1");
     assert_eq!(headers["x-amzn-requestid"].len(), 36);
     let (status, _, v) = api.raw("ListKeys", b"").await;
-    assert_eq!(status, StatusCode::OK, "empty body is an empty request: {v}");
-    assert_eq!(api.error("CreateGrant", json!({"KeyId": id, "GranteePrincipal": "x", "Operations": ["Encrypt"]})).await.0, "UnsupportedOperationException");
-    assert_eq!(api.error("Frobnicate", json!({})).await.0, "UnknownOperationException");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "empty body is an empty request: {v}"
+    );
+    assert_eq!(
+        api.error(
+            "CreateGrant",
+            json!({"KeyId": id, "GranteePrincipal": "x", "Operations": ["Encrypt"]})
+        )
+        .await
+        .0,
+        "UnsupportedOperationException"
+    );
+    assert_eq!(
+        api.error("Frobnicate", json!({})).await.0,
+        "UnknownOperationException"
+    );
     let (code, msg) = api.error("DescribeKey", json!({"KeyId": 5})).await;
     assert_eq!(code, "ValidationException", "{msg:?}");
-    let (code, _) = api.error("Encrypt", json!({"KeyId": id, "Plaintext": "***not base64***"})).await;
+    let (code, _) = api
+        .error(
+            "Encrypt",
+            json!({"KeyId": id, "Plaintext": "***not base64***"}),
+        )
+        .await;
     assert_eq!(code, "ValidationException");
 }
 
@@ -112,29 +173,77 @@ async fn protocol_headers_and_unit_responses() {
 async fn encryption_context_is_bound_and_dry_run_changes_nothing() {
     let api = Api::new().await;
     let id = api.create(json!({})).await;
-    let ct = api.call("Encrypt", json!({"KeyId": id, "Plaintext": "aGk=", "EncryptionContext": {"a": "1", "b": "2"}})).await;
+    let ct = api
+        .call(
+            "Encrypt",
+            json!({"KeyId": id, "Plaintext": "aGk=", "EncryptionContext": {"a": "1", "b": "2"}}),
+        )
+        .await;
     let blob = ct["CiphertextBlob"].as_str().unwrap();
     // Same context in another order decrypts; a subset does not.
-    let pt = api.call("Decrypt", json!({"CiphertextBlob": blob, "EncryptionContext": {"b": "2", "a": "1"}})).await;
+    let pt = api
+        .call(
+            "Decrypt",
+            json!({"CiphertextBlob": blob, "EncryptionContext": {"b": "2", "a": "1"}}),
+        )
+        .await;
     assert_eq!(pt["Plaintext"], "aGk=");
-    assert_eq!(api.error("Decrypt", json!({"CiphertextBlob": blob, "EncryptionContext": {"a": "1"}})).await, ("InvalidCiphertextException".into(), None));
-    assert_eq!(api.error("Encrypt", json!({"KeyId": id, "Plaintext": "aGk=", "DryRun": true})).await.0, "DryRunOperationException");
+    assert_eq!(
+        api.error(
+            "Decrypt",
+            json!({"CiphertextBlob": blob, "EncryptionContext": {"a": "1"}})
+        )
+        .await,
+        ("InvalidCiphertextException".into(), None)
+    );
+    assert_eq!(
+        api.error(
+            "Encrypt",
+            json!({"KeyId": id, "Plaintext": "aGk=", "DryRun": true})
+        )
+        .await
+        .0,
+        "DryRunOperationException"
+    );
 }
 
 #[tokio::test]
 async fn scheduled_deletion_really_deletes_when_the_window_ends() {
     let api = Api::new().await;
     let id = api.create(json!({})).await;
-    api.call("CreateAlias", json!({"AliasName": "alias/doomed", "TargetKeyId": id})).await;
-    let r = api.call("ScheduleKeyDeletion", json!({"KeyId": id, "PendingWindowInDays": 7})).await;
-    assert_eq!(r["DeletionDate"].as_f64().unwrap() as i64 * 1000, api.clock.now_ms() + 7 * DAY);
+    api.call(
+        "CreateAlias",
+        json!({"AliasName": "alias/doomed", "TargetKeyId": id}),
+    )
+    .await;
+    let r = api
+        .call(
+            "ScheduleKeyDeletion",
+            json!({"KeyId": id, "PendingWindowInDays": 7}),
+        )
+        .await;
+    assert_eq!(
+        r["DeletionDate"].as_f64().unwrap() as i64 * 1000,
+        api.clock.now_ms() + 7 * DAY
+    );
     api.advance(7 * DAY - 1000);
-    assert_eq!(api.call("DescribeKey", json!({"KeyId": id})).await["KeyMetadata"]["KeyState"], "PendingDeletion");
+    assert_eq!(
+        api.call("DescribeKey", json!({"KeyId": id})).await["KeyMetadata"]["KeyState"],
+        "PendingDeletion"
+    );
     api.advance(2000);
     // The sweeper removes it from the store; a read before that already says NotFound.
     assert!(api.kms.sweep().await.unwrap() >= 1);
-    assert_eq!(api.error("DescribeKey", json!({"KeyId": id})).await.0, "NotFoundException");
-    assert_eq!(api.error("DescribeKey", json!({"KeyId": "alias/doomed"})).await.0, "NotFoundException");
+    assert_eq!(
+        api.error("DescribeKey", json!({"KeyId": id})).await.0,
+        "NotFoundException"
+    );
+    assert_eq!(
+        api.error("DescribeKey", json!({"KeyId": "alias/doomed"}))
+            .await
+            .0,
+        "NotFoundException"
+    );
     let keys = api.call("ListKeys", json!({})).await;
     assert_eq!(keys["Keys"].as_array().unwrap().len(), 0);
 }
@@ -143,16 +252,30 @@ async fn scheduled_deletion_really_deletes_when_the_window_ends() {
 async fn automatic_rotation_happens_on_schedule_and_old_material_decrypts() {
     let api = Api::new().await;
     let id = api.create(json!({})).await;
-    let old = api.call("Encrypt", json!({"KeyId": id, "Plaintext": "b2xk"})).await["CiphertextBlob"].clone();
-    api.call("EnableKeyRotation", json!({"KeyId": id, "RotationPeriodInDays": 90})).await;
-    let before = api.call("DescribeKey", json!({"KeyId": id})).await["KeyMetadata"]["CurrentKeyMaterialId"].clone();
+    let old = api
+        .call("Encrypt", json!({"KeyId": id, "Plaintext": "b2xk"}))
+        .await["CiphertextBlob"]
+        .clone();
+    api.call(
+        "EnableKeyRotation",
+        json!({"KeyId": id, "RotationPeriodInDays": 90}),
+    )
+    .await;
+    let before =
+        api.call("DescribeKey", json!({"KeyId": id})).await["KeyMetadata"]["CurrentKeyMaterialId"]
+            .clone();
     api.advance(90 * DAY + 1);
     api.kms.sweep().await.unwrap();
-    let after = api.call("DescribeKey", json!({"KeyId": id})).await["KeyMetadata"]["CurrentKeyMaterialId"].clone();
+    let after =
+        api.call("DescribeKey", json!({"KeyId": id})).await["KeyMetadata"]["CurrentKeyMaterialId"]
+            .clone();
     assert_ne!(before, after);
     let rots = api.call("ListKeyRotations", json!({"KeyId": id})).await;
     assert_eq!(rots["Rotations"][0]["RotationType"], "AUTOMATIC");
-    assert_eq!(api.call("Decrypt", json!({"CiphertextBlob": old})).await["Plaintext"], "b2xk");
+    assert_eq!(
+        api.call("Decrypt", json!({"CiphertextBlob": old})).await["Plaintext"],
+        "b2xk"
+    );
     let status = api.call("GetKeyRotationStatus", json!({"KeyId": id})).await;
     assert!(status["NextRotationDate"].as_f64().unwrap() * 1000.0 > api.clock.now_ms() as f64);
 }
@@ -163,14 +286,42 @@ async fn multi_region_keys_and_data_key_pairs() {
     let meta = api.call("CreateKey", json!({"MultiRegion": true})).await["KeyMetadata"].clone();
     let id = meta["KeyId"].as_str().unwrap();
     assert!(id.starts_with("mrk-") && id.len() == 36, "{id}");
-    assert_eq!(meta["MultiRegionConfiguration"]["MultiRegionKeyType"], "PRIMARY");
-    let pair = api.call("GenerateDataKeyPair", json!({"KeyId": id, "KeyPairSpec": "ECC_NIST_P256"})).await;
+    assert_eq!(
+        meta["MultiRegionConfiguration"]["MultiRegionKeyType"],
+        "PRIMARY"
+    );
+    let pair = api
+        .call(
+            "GenerateDataKeyPair",
+            json!({"KeyId": id, "KeyPairSpec": "ECC_NIST_P256"}),
+        )
+        .await;
     let private = pair["PrivateKeyPlaintext"].as_str().unwrap();
-    let dec = api.call("Decrypt", json!({"CiphertextBlob": pair["PrivateKeyCiphertextBlob"]})).await;
+    let dec = api
+        .call(
+            "Decrypt",
+            json!({"CiphertextBlob": pair["PrivateKeyCiphertextBlob"]}),
+        )
+        .await;
     assert_eq!(dec["Plaintext"].as_str().unwrap(), private);
-    let signing = api.create(json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"})).await;
-    let (code, msg) = api.error("Encrypt", json!({"KeyId": signing, "Plaintext": "eA=="})).await;
+    let signing = api
+        .create(json!({"KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY"}))
+        .await;
+    let (code, msg) = api
+        .error("Encrypt", json!({"KeyId": signing, "Plaintext": "eA=="}))
+        .await;
     assert_eq!(code, "InvalidKeyUsageException");
-    assert!(msg.unwrap().ends_with("key usage is SIGN_VERIFY which is not valid for Encrypt."));
-    assert_eq!(api.error("GenerateDataKeyPair", json!({"KeyId": id, "KeyPairSpec": "SM2"})).await.0, "UnsupportedOperationException");
+    assert!(
+        msg.unwrap()
+            .ends_with("key usage is SIGN_VERIFY which is not valid for Encrypt.")
+    );
+    assert_eq!(
+        api.error(
+            "GenerateDataKeyPair",
+            json!({"KeyId": id, "KeyPairSpec": "SM2"})
+        )
+        .await
+        .0,
+        "UnsupportedOperationException"
+    );
 }
