@@ -134,6 +134,44 @@ pub fn ec_spki(params: &[u8], point: &[u8]) -> Vec<u8> {
     tlv(0x30, &body)
 }
 
+/// A PKCS#8 key as SoftHSM2 wraps it with CKM_AES_KEY_WRAP_PAD, without its padding.
+///
+/// SoftHSM2 2.6 zero-pads a private key's PKCS#8 DER to a multiple of 8 bytes *before* the RFC 5649
+/// wrap, so the unwrapped bytes are the DER followed by up to 7 zero bytes (the RFC 5649 length
+/// field counts them). When `bytes` is one complete DER SEQUENCE followed only by fewer than 8
+/// zero bytes, the SEQUENCE alone is returned; otherwise `bytes` unchanged.
+pub fn strip_block_zero_padding(bytes: &[u8]) -> &[u8] {
+    let Some(len) = der_sequence_len(bytes) else {
+        return bytes;
+    };
+    match bytes.get(len..) {
+        Some(rest) if !rest.is_empty() && rest.len() < 8 && rest.iter().all(|b| *b == 0) => {
+            &bytes[..len]
+        }
+        _ => bytes,
+    }
+}
+
+/// Total length (header + content) of the DER SEQUENCE at the start of `bytes`.
+fn der_sequence_len(bytes: &[u8]) -> Option<usize> {
+    if bytes.first() != Some(&0x30) {
+        return None;
+    }
+    let first = *bytes.get(1)?;
+    if first < 0x80 {
+        return Some(2 + first as usize);
+    }
+    let n = (first & 0x7f) as usize;
+    if n == 0 || n > 4 {
+        return None;
+    }
+    let mut len = 0usize;
+    for b in bytes.get(2..2 + n)? {
+        len = (len << 8) | *b as usize;
+    }
+    Some(2 + n + len)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -169,6 +207,32 @@ mod tests {
         assert_eq!(
             ec_point_from_attribute(KeySpec::ECC_NIST_P521, &w521).unwrap(),
             p521
+        );
+    }
+
+    #[test]
+    fn strips_softhsm_padding_only() {
+        let mut der = vec![0x30, 0x03, 0x02, 0x01, 0x00];
+        assert_eq!(strip_block_zero_padding(&der), &der[..]);
+        let exact = der.clone();
+        der.extend_from_slice(&[0, 0, 0]);
+        assert_eq!(strip_block_zero_padding(&der), &exact[..]);
+        der.push(1);
+        assert_eq!(strip_block_zero_padding(&der), &der[..]);
+        let mut long = vec![0x30, 0x82, 0x01, 0x00];
+        long.extend_from_slice(&[5; 256]);
+        let exact = long.clone();
+        long.extend_from_slice(&[0; 4]);
+        assert_eq!(strip_block_zero_padding(&long), &exact[..]);
+        long.extend_from_slice(&[0; 4]);
+        assert_eq!(strip_block_zero_padding(&long).len(), long.len());
+        assert_eq!(strip_block_zero_padding(&[0x30, 0x85, 1]), &[0x30, 0x85, 1]);
+        // RFC 5649 itself carries the exact length: no padding appears for data wrapped in software.
+        let kek = [9u8; 32];
+        let w = keyferry_crypto::wrap::kwp_wrap(&kek, &[1u8; 67]).unwrap();
+        assert_eq!(
+            keyferry_crypto::wrap::kwp_unwrap(&kek, &w).unwrap().len(),
+            67
         );
     }
 
