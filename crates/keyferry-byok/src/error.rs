@@ -28,6 +28,26 @@ pub enum ErrorKind {
     Io,
     /// Any other PKCS#11 or cryptographic failure.
     Internal,
+    /// The KMS endpoint refused a request (an AWS error code, e.g. IncorrectKeyMaterialException).
+    Service,
+    /// The KMS endpoint could not be reached or answered with something unreadable.
+    Network,
+    /// The material was imported but the proof (public key, signature, MAC, round trip) failed.
+    Verification,
+}
+
+impl ErrorKind {
+    /// The process exit code for this kind: 2 usage, 3 KMS refused, 4 verification failed,
+    /// 5 endpoint unreachable, 1 everything else (source, token, file problems).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Usage => 2,
+            Self::Service => 3,
+            Self::Verification => 4,
+            Self::Network => 5,
+            _ => 1,
+        }
+    }
 }
 
 /// The crate's error: a kind plus a message meant for the person at the terminal.
@@ -35,6 +55,7 @@ pub enum ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    code: Option<String>,
 }
 
 /// Result alias for this crate.
@@ -46,7 +67,25 @@ impl Error {
         Self {
             kind,
             message: message.into(),
+            code: None,
         }
+    }
+
+    /// The same error tagged with the AWS error code that caused it.
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// The same error with an optional AWS error code.
+    pub fn with_code_opt(mut self, code: Option<String>) -> Self {
+        self.code = code;
+        self
+    }
+
+    /// The AWS error code (e.g. `IncorrectKeyMaterialException`) when KMS refused a request.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
     }
 
     /// The error's kind.

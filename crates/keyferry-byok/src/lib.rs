@@ -11,8 +11,16 @@
 //! - [`pkcs11`]: a safe wrapper over `cryptoki` (sessions, wrapping in the HSM, capability probes);
 //! - [`source`]: key material sources (file or token), key-spec inference, wrapping choice;
 //! - [`offline`]: `ImportParameters.zip` and `EncryptedKeyMaterial.bin` for air-gapped hosts;
-//! - [`profiles`]: vendor HSM profiles (module paths, mechanism quirks) as data.
+//! - [`profiles`]: vendor HSM profiles (module paths, mechanism quirks) as data;
+//! - [`client`]: the online import with `aws-sdk-kms` (create, wrap, import, verify, clean up);
+//! - [`batch`]: many imports at once, bounded, with a progress bar and a result table;
+//! - [`cli`]: the `keyferry import` command line (and its offline helpers);
+//! - [`demo`]: `keyferry demo`, the whole walk-through on a child server.
 
+pub mod batch;
+pub mod cli;
+pub mod client;
+pub mod demo;
 pub mod der;
 pub mod error;
 pub mod offline;

@@ -194,7 +194,7 @@ impl ImportParameters {
              Wrapping algorithm: {algorithm}\n\
              Valid until: {valid}\n\n\
              Wrap the key material with the wrapping key and the algorithm above (e.g.\n\
-             `keyferry import --offline ImportParameters.zip ...` writes EncryptedKeyMaterial.bin),\n\
+             `keyferry import wrap --parameters ImportParameters.zip ...` writes EncryptedKeyMaterial.bin),\n\
              then import EncryptedKeyMaterial.bin together with the import token before the parameters expire.\n"
         );
         let mut buf = Cursor::new(Vec::new());
@@ -220,6 +220,27 @@ impl ImportParameters {
         }
         std::fs::write(path, buf.into_inner()).map_err(|e| Error::io("write", path, e))
     }
+}
+
+/// The wrapping algorithm a `README_…txt` in the zip names (`Wrapping algorithm: X`), as the
+/// zips Keyferry writes have it; None for zips without one (e.g. the console's).
+pub fn zip_wrapping_algorithm(path: &Path) -> Option<AlgorithmSpec> {
+    let bytes = read_limited(path, "read the import parameters zip").ok()?;
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).ok()?;
+        let base = entry.name().rsplit('/').next().unwrap_or("").to_string();
+        if !base.starts_with("README_") {
+            continue;
+        }
+        let mut text = String::new();
+        (&mut entry).take(MAX_FILE).read_to_string(&mut text).ok()?;
+        return text.lines().find_map(|l| {
+            l.strip_prefix("Wrapping algorithm: ")
+                .and_then(|a| a.trim().parse().ok())
+        });
+    }
+    None
 }
 
 /// Write wrapped key material (raw bytes) to `path`, typically `EncryptedKeyMaterial.bin`.
