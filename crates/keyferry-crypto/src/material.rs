@@ -191,9 +191,26 @@ pub fn canonicalize(spec: KeySpec, material: &[u8]) -> Result<Secret, CryptoErro
             }
             Ok(Secret::new(material.to_vec()))
         }
-        Kind::Rsa(bits) => canonical_rsa(spec, bits, material).map(|(kp, _)| kp),
-        Kind::Ec(curve) => canonical_ec(spec, curve, material).map(|(kp, _)| kp),
+        Kind::Rsa(bits) => {
+            canonical_rsa(spec, bits, strip_block_padding(material)).map(|(kp, _)| kp)
+        }
+        Kind::Ec(curve) => {
+            canonical_ec(spec, curve, strip_block_padding(material)).map(|(kp, _)| kp)
+        }
         Kind::Unsupported => Err(unsupported(spec)),
+    }
+}
+
+/// A complete DER element followed by fewer than 8 zero bytes is that element. HSMs that
+/// wrap with a zero-padding AES key wrap (SoftHSM2's CKM_AES_KEY_WRAP_PAD, CloudHSM's
+/// CKM_CLOUDHSM_AES_KEY_WRAP_ZERO_PAD, which AWS documents for KMS import) pad the PKCS#8 to
+/// a multiple of 8 bytes inside the RFC 5649 payload. Anything else is returned unchanged.
+fn strip_block_padding(material: &[u8]) -> &[u8] {
+    match der::read(material) {
+        Some((_, rest)) if !rest.is_empty() && rest.len() < 8 && rest.iter().all(|&b| b == 0) => {
+            &material[..material.len() - rest.len()]
+        }
+        _ => material,
     }
 }
 
@@ -500,5 +517,33 @@ mod tests {
         // Length prefix: moving a byte between key id and material changes the id.
         assert_ne!(material_id("key-1m", b"aterial"), a);
         assert_eq!(hex::encode(a).len(), 64);
+    }
+
+    #[test]
+    fn zero_block_padding_after_pkcs8_is_accepted_and_canonical() {
+        for spec in [KeySpec::ECC_NIST_P256, KeySpec::RSA_2048] {
+            let m = generate(spec).unwrap();
+            let canonical = canonicalize(spec, &m).unwrap();
+            for pad in 1..8 {
+                let mut padded = m.to_vec();
+                padded.extend(std::iter::repeat_n(0u8, pad));
+                assert_eq!(
+                    canonicalize(spec, &padded).unwrap().as_slice(),
+                    canonical.as_slice()
+                );
+            }
+            let mut eight = m.to_vec();
+            eight.extend([0u8; 8]);
+            assert!(
+                canonicalize(spec, &eight).is_err(),
+                "8 zero bytes are not block padding"
+            );
+            let mut junk = m.to_vec();
+            junk.push(1);
+            assert!(
+                canonicalize(spec, &junk).is_err(),
+                "non-zero trailing bytes are refused"
+            );
+        }
     }
 }

@@ -36,13 +36,13 @@ impl Kms {
         let Some(current) = self.store.get_alias(&req.alias_name).await? else {
             return Err(self.alias_not_found(&req.alias_name));
         };
-        if let Ok(old) = self.load(&current.target_key_id).await {
-            if old.key_spec != target.key_spec || old.key_usage != target.key_usage {
-                return Err(validation(format!(
-                    "Alias {} cannot be changed to a key of another key spec or key usage.",
-                    self.alias_arn(&req.alias_name)
-                )));
-            }
+        if let Ok(old) = self.load(&current.target_key_id).await
+            && (old.key_spec != target.key_spec || old.key_usage != target.key_usage)
+        {
+            return Err(validation(format!(
+                "Alias {} cannot be changed to a key of another key spec or key usage.",
+                self.alias_arn(&req.alias_name)
+            )));
         }
         self.forget_alias(&req.alias_name);
         if !self
@@ -73,12 +73,12 @@ impl Kms {
             None => None,
         };
         let limit = req.limit.unwrap_or(100) as u32;
-        if let Some(m) = &req.marker {
-            if !m.starts_with("alias/") {
-                return Err(KmsError::InvalidMarker(
-                    "Could not deserialize marker".into(),
-                ));
-            }
+        if let Some(m) = &req.marker
+            && !m.starts_with("alias/")
+        {
+            return Err(KmsError::InvalidMarker(
+                "Could not deserialize marker".into(),
+            ));
         }
         let mut rows = self
             .store

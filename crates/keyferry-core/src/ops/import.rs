@@ -73,12 +73,13 @@ fn check_wrapping(
             "{alg} cannot wrap {key_spec} key material. Use RSA_AES_KEY_WRAP_SHA_256 or RSA_AES_KEY_WRAP_SHA_1 for RSA private keys."
         )));
     }
-    if let Some(size) = max_ecc_pkcs8(key_spec) {
-        if oaep && size > wrap::max_oaep_payload(alg, spec) {
-            return Err(validation(format!(
-                "{alg} with a {spec} wrapping key cannot carry {key_spec} key material. Use a larger wrapping key spec or RSA_AES_KEY_WRAP_SHA_256."
-            )));
-        }
+    if let Some(size) = max_ecc_pkcs8(key_spec)
+        && oaep
+        && size > wrap::max_oaep_payload(alg, spec)
+    {
+        return Err(validation(format!(
+            "{alg} with a {spec} wrapping key cannot carry {key_spec} key material. Use a larger wrapping key spec or RSA_AES_KEY_WRAP_SHA_256."
+        )));
     }
     if !(key_spec == KeySpec::SYMMETRIC_DEFAULT
         || is_hmac(key_spec)
@@ -161,16 +162,15 @@ impl Kms {
             }
             (ExpirationModelType::KEY_MATERIAL_DOES_NOT_EXPIRE, None) => None,
         };
-        if let Some(d) = &req.key_material_description {
-            if d.is_empty()
+        if let Some(d) = &req.key_material_description
+            && (d.is_empty()
                 || !d
                     .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c.is_whitespace() || ":/_.-".contains(c))
-            {
-                return Err(validation(format!(
-                    "1 validation error detected: Value '{d}' at 'keyMaterialDescription' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_\\s.-]+$"
-                )));
-            }
+                    .all(|c| c.is_ascii_alphanumeric() || c.is_whitespace() || ":/_.-".contains(c)))
+        {
+            return Err(validation(format!(
+                "1 validation error detected: Value '{d}' at 'keyMaterialDescription' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_\\s.-]+$"
+            )));
         }
         if let Some(id) = &req.key_material_id {
             if id.len() != 64
@@ -260,13 +260,12 @@ impl Kms {
                 } else {
                     ImportType::EXISTING_KEY_MATERIAL
                 });
-                if let Some(given) = &req.key_material_id {
-                    if *given != material_id {
+                if let Some(given) = &req.key_material_id
+                    && *given != material_id {
                         return Err(KmsError::IncorrectKeyMaterial(format!(
                             "The key material being imported does not have the KeyMaterialId {given}."
                         )));
                     }
-                }
                 let fresh = MaterialRecord {
                     id: material_id.clone(),
                     sealed: Some(sealed.clone()),

@@ -129,12 +129,12 @@ impl Kms {
 
     pub async fn list_keys(&self, req: ListKeysRequest) -> Result<ListKeysResponse, KmsError> {
         let limit = req.limit.unwrap_or(100) as u32;
-        if let Some(m) = &req.marker {
-            if !is_key_id(m) {
-                return Err(KmsError::InvalidMarker(
-                    "Could not deserialize marker".into(),
-                ));
-            }
+        if let Some(m) = &req.marker
+            && !is_key_id(m)
+        {
+            return Err(KmsError::InvalidMarker(
+                "Could not deserialize marker".into(),
+            ));
         }
         let mut ids = self
             .store
