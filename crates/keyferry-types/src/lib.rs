@@ -127,6 +127,7 @@ pub fn coral_message(violations: &[String]) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
