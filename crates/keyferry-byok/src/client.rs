@@ -380,6 +380,15 @@ pub async fn import(
         )));
     }
 
+    if let Expiry::At(t) = req.expiry
+        && t > OffsetDateTime::now_utc() + time::Duration::days(365)
+    {
+        return Err(Error::usage(format!(
+            "--valid-to {} is more than 365 days ahead, which KMS refuses; choose an earlier time or --no-expiry",
+            rfc3339(t)
+        )));
+    }
+
     // 2. The key.
     let (arn, created, usage) = match existing {
         Some(e) => (e.arn, false, e.usage),
