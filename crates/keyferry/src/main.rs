@@ -26,7 +26,7 @@ enum Command {
     Serve(ServeArgs),
     /// Import key material from a file or a PKCS#11 token into an AWS-KMS-compatible endpoint
     /// and prove it (`import wrap` / `import fetch-parameters`: the offline steps).
-    Import(keyferry_byok::cli::ImportArgs),
+    Import(Box<keyferry_byok::cli::ImportArgs>),
     /// The whole bring-your-own-key walk-through on a throwaway local server, nothing to install.
     Demo,
 }
@@ -79,7 +79,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve(args).await,
-            Command::Import(args) => Ok(ExitCode::from(keyferry_byok::cli::run_import(args).await)),
+            Command::Import(args) => {
+                Ok(ExitCode::from(keyferry_byok::cli::run_import(*args).await))
+            }
             Command::Demo => Ok(ExitCode::from(keyferry_byok::demo::run_demo().await)),
         }
     });
