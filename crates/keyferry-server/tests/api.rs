@@ -325,3 +325,43 @@ async fn multi_region_keys_and_data_key_pairs() {
         "UnsupportedOperationException"
     );
 }
+
+#[tokio::test]
+async fn import_tokens_expire_after_24_hours_and_change_nothing() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let api = Api::new().await;
+    let id = api.create(json!({"Origin": "EXTERNAL"})).await;
+    let p = api
+        .call("GetParametersForImport", json!({"KeyId": id, "WrappingAlgorithm": "RSAES_OAEP_SHA_256", "WrappingKeySpec": "RSA_2048"}))
+        .await;
+    let valid_to = p["ParametersValidTo"].as_f64().unwrap() * 1000.0;
+    assert_eq!(valid_to as i64, api.clock.now_ms() + DAY);
+    let public = b64.decode(p["PublicKey"].as_str().unwrap()).unwrap();
+    let wrapped = keyferry_crypto::wrap::wrap(
+        keyferry_types::AlgorithmSpec::RSAES_OAEP_SHA_256,
+        &public,
+        &[5u8; 32],
+    )
+    .unwrap();
+    let body = json!({
+        "KeyId": id,
+        "ImportToken": p["ImportToken"],
+        "EncryptedKeyMaterial": b64.encode(&wrapped),
+        "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE",
+    });
+    api.advance(DAY + 1);
+    let (code, msg) = api.error("ImportKeyMaterial", body.clone()).await;
+    assert_eq!(code, "ExpiredImportTokenException", "{msg:?}");
+    assert_eq!(
+        api.call("DescribeKey", json!({"KeyId": id})).await["KeyMetadata"]["KeyState"],
+        "PendingImport"
+    );
+    // Within the validity window the same request succeeds.
+    api.advance(-2);
+    api.call("ImportKeyMaterial", body).await;
+    assert_eq!(
+        api.call("DescribeKey", json!({"KeyId": id})).await["KeyMetadata"]["KeyState"],
+        "Enabled"
+    );
+}
