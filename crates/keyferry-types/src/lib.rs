@@ -96,7 +96,9 @@ impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = f64::deserialize(d)?;
         if !v.is_finite() {
-            return Err(serde::de::Error::custom("timestamp must be a finite number"));
+            return Err(serde::de::Error::custom(
+                "timestamp must be a finite number",
+            ));
         }
         Ok(Timestamp(v))
     }
@@ -122,7 +124,10 @@ pub fn coral_message(violations: &[String]) -> Option<String> {
     match violations.len() {
         0 => None,
         1 => Some(format!("1 validation error detected: {}", violations[0])),
-        n => Some(format!("{n} validation errors detected: {}", violations.join("; "))),
+        n => Some(format!(
+            "{n} validation errors detected: {}",
+            violations.join("; ")
+        )),
     }
 }
 
@@ -152,22 +157,38 @@ mod tests {
 
     #[test]
     fn request_constraints_give_coral_messages() {
-        let req = DescribeKeyRequest { key_id: String::new(), grant_tokens: None };
+        let req = DescribeKeyRequest {
+            key_id: String::new(),
+            grant_tokens: None,
+        };
         assert_eq!(
             req.validation_message().as_deref(),
-            Some("1 validation error detected: Value '' at 'keyId' failed to satisfy constraint: Member must have length greater than or equal to 1")
+            Some(
+                "1 validation error detected: Value '' at 'keyId' failed to satisfy constraint: Member must have length greater than or equal to 1"
+            )
         );
-        let req = GenerateRandomRequest { number_of_bytes: Some(1025), ..Default::default() };
+        let req = GenerateRandomRequest {
+            number_of_bytes: Some(1025),
+            ..Default::default()
+        };
         assert_eq!(
             req.validation_message().as_deref(),
-            Some("1 validation error detected: Value '1025' at 'numberOfBytes' failed to satisfy constraint: Member must have value less than or equal to 1024")
+            Some(
+                "1 validation error detected: Value '1025' at 'numberOfBytes' failed to satisfy constraint: Member must have value less than or equal to 1024"
+            )
         );
     }
 
     #[test]
     fn enums_use_aws_spellings() {
-        assert_eq!(serde_json::to_string(&KeySpec::ECC_NIST_P256).unwrap(), "\"ECC_NIST_P256\"");
-        assert_eq!("RSA_AES_KEY_WRAP_SHA_256".parse::<AlgorithmSpec>(), Ok(AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256));
+        assert_eq!(
+            serde_json::to_string(&KeySpec::ECC_NIST_P256).unwrap(),
+            "\"ECC_NIST_P256\""
+        );
+        assert_eq!(
+            "RSA_AES_KEY_WRAP_SHA_256".parse::<AlgorithmSpec>(),
+            Ok(AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256)
+        );
         assert!(OPERATIONS.contains(&"ImportKeyMaterial"));
         assert!(EXCEPTIONS.contains(&"IncorrectKeyMaterialException"));
     }
