@@ -171,4 +171,6 @@ w("/// Every exception shape the KMS model declares.")
 w("pub const EXCEPTIONS: &[&str] = &[%s];" % ", ".join('"%s"' % e for e in errs))
 
 open(OUT, "w").write("\n".join(out) + "\n")
+import subprocess
+subprocess.run(["rustfmt", "--edition", "2024", OUT], check=True)
 print("wrote", OUT, len(out), "lines")
