@@ -6,8 +6,8 @@ mod common;
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{
-    AlgorithmSpec, ExpirationModelType, KeySpec, KeyState, KeyUsageType, MessageType,
-    SigningAlgorithmSpec, WrappingKeySpec,
+    AlgorithmSpec, KeySpec, KeyState, KeyUsageType, MessageType, SigningAlgorithmSpec,
+    WrappingKeySpec,
 };
 use common::Server;
 
@@ -129,24 +129,7 @@ async fn import(
         create = create.key_usage(u);
     }
     let key_id = create.send().await.unwrap().key_metadata.unwrap().key_id;
-    let params = kms
-        .get_parameters_for_import()
-        .key_id(&key_id)
-        .wrapping_algorithm(alg.clone())
-        .wrapping_key_spec(wspec.clone())
-        .send()
-        .await
-        .unwrap();
-    let ours_alg: keyferry_types::AlgorithmSpec = alg.as_str().parse().unwrap();
-    let wrapped =
-        keyferry_crypto::wrap::wrap(ours_alg, params.public_key.unwrap().as_ref(), material)
-            .unwrap();
-    kms.import_key_material()
-        .key_id(&key_id)
-        .import_token(params.import_token.unwrap())
-        .encrypted_key_material(Blob::new(wrapped))
-        .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
-        .send()
+    common::import_material(kms, &key_id, alg.clone(), wspec.clone(), material)
         .await
         .unwrap_or_else(|e| panic!("import {spec:?} {alg:?} {wspec:?}: {e:?}"));
     let state = kms

@@ -4,7 +4,7 @@
 mod common;
 
 use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{AlgorithmSpec, ExpirationModelType, OriginType, WrappingKeySpec};
+use aws_sdk_kms::types::{AlgorithmSpec, OriginType, WrappingKeySpec};
 use common::Server;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,28 +27,15 @@ async fn acknowledged_writes_survive_kill_9_and_material_is_never_plaintext() {
         .key_metadata
         .unwrap()
         .key_id;
-    let params = kms
-        .get_parameters_for_import()
-        .key_id(&imported)
-        .wrapping_algorithm(AlgorithmSpec::RsaesOaepSha256)
-        .wrapping_key_spec(WrappingKeySpec::Rsa2048)
-        .send()
-        .await
-        .unwrap();
-    let wrapped = keyferry_crypto::wrap::wrap(
-        keyferry_types::AlgorithmSpec::RSAES_OAEP_SHA_256,
-        params.public_key.unwrap().as_ref(),
+    common::import_material(
+        &kms,
+        &imported,
+        AlgorithmSpec::RsaesOaepSha256,
+        WrappingKeySpec::Rsa2048,
         &material,
     )
+    .await
     .unwrap();
-    kms.import_key_material()
-        .key_id(&imported)
-        .import_token(params.import_token.unwrap())
-        .encrypted_key_material(Blob::new(wrapped))
-        .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
-        .send()
-        .await
-        .unwrap();
     // A generated key, an alias, and ciphertexts under both.
     let generated = kms
         .create_key()

@@ -171,3 +171,37 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// GetParametersForImport → wrap in software → ImportKeyMaterial (no expiry), as a client does.
+pub async fn import_material(
+    kms: &aws_sdk_kms::Client,
+    key_id: &str,
+    alg: aws_sdk_kms::types::AlgorithmSpec,
+    wspec: aws_sdk_kms::types::WrappingKeySpec,
+    material: &[u8],
+) -> Result<
+    (),
+    aws_sdk_kms::error::SdkError<
+        aws_sdk_kms::operation::import_key_material::ImportKeyMaterialError,
+    >,
+> {
+    let params = kms
+        .get_parameters_for_import()
+        .key_id(key_id)
+        .wrapping_algorithm(alg.clone())
+        .wrapping_key_spec(wspec)
+        .send()
+        .await
+        .unwrap();
+    let ours: keyferry_types::AlgorithmSpec = alg.as_str().parse().unwrap();
+    let wrapped =
+        keyferry_crypto::wrap::wrap(ours, params.public_key.unwrap().as_ref(), material).unwrap();
+    kms.import_key_material()
+        .key_id(key_id)
+        .import_token(params.import_token.unwrap())
+        .encrypted_key_material(aws_sdk_kms::primitives::Blob::new(wrapped))
+        .expiration_model(aws_sdk_kms::types::ExpirationModelType::KeyMaterialDoesNotExpire)
+        .send()
+        .await
+        .map(|_| ())
+}
