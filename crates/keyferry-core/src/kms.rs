@@ -65,9 +65,14 @@ pub struct Kms {
     records: RwLock<HashMap<String, CachedRecord>>,
     unsealed: RwLock<HashMap<(String, String), Arc<Unsealed>>>,
     aliases: RwLock<HashMap<String, (String, Instant)>>,
+    /// Writes to one key are serialised within a node (sharded by key id), so that concurrent
+    /// requests queue instead of exhausting the compare-and-swap retries; the CAS still guards
+    /// against other nodes.
+    write_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 const UNSEALED_CACHE_MAX: usize = 10_000;
+const WRITE_LOCK_SHARDS: usize = 64;
 const RECORD_CACHE_MAX: usize = 100_000;
 
 impl Kms {
@@ -88,6 +93,9 @@ impl Kms {
             records: RwLock::new(HashMap::new()),
             unsealed: RwLock::new(HashMap::new()),
             aliases: RwLock::new(HashMap::new()),
+            write_locks: (0..WRITE_LOCK_SHARDS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         })
     }
 
@@ -282,7 +290,18 @@ impl Kms {
         key_id: &str,
         mut f: impl FnMut(&mut KeyRecord) -> Result<T, KmsError>,
     ) -> Result<(T, Arc<KeyRecord>), KmsError> {
-        for _ in 0..16 {
+        let shard = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            key_id.hash(&mut h);
+            (h.finish() as usize) % WRITE_LOCK_SHARDS
+        };
+        let _serialised = self.write_locks[shard].lock().await;
+        for attempt in 0..16u64 {
+            if attempt > 0 {
+                // Another node won the race: back off a little before re-reading.
+                tokio::time::sleep(Duration::from_millis(attempt * 2)).await;
+            }
             let Some(stored) = self.store.get_key(key_id).await? else {
                 self.forget(key_id);
                 return Err(self.not_found(key_id));

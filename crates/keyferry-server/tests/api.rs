@@ -365,3 +365,31 @@ async fn import_tokens_expire_after_24_hours_and_change_nothing() {
         "Enabled"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_to_one_key_all_succeed() {
+    let api = Arc::new(Api::new().await);
+    let id = api.create(json!({})).await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let api = api.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            api.call(
+                "TagResource",
+                json!({"KeyId": id, "Tags": [{"TagKey": format!("k{i:02}"), "TagValue": "v"}]}),
+            )
+            .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let tags = api.call("ListResourceTags", json!({"KeyId": id})).await;
+    assert_eq!(
+        tags["Tags"].as_array().unwrap().len(),
+        40,
+        "every concurrent write landed"
+    );
+    assert_eq!(tags["Truncated"], false);
+}
