@@ -91,11 +91,12 @@ fn data_message(path: &str, e: &serde_json::Error) -> String {
 }
 
 fn encode<T: Serialize>(resp: &T) -> Result<Vec<u8>, ApiError> {
-    let v = serde_json::to_value(resp).map_err(|_| ApiError::internal())?;
-    if v.is_null() {
+    let bytes = serde_json::to_vec(resp).map_err(|_| ApiError::internal())?;
+    // Operations without output (`()`) answer an empty JSON object, as AWS does.
+    if bytes == b"null" {
         return Ok(b"{}".to_vec());
     }
-    serde_json::to_vec(&v).map_err(|_| ApiError::internal())
+    Ok(bytes)
 }
 
 macro_rules! dispatch_table {
