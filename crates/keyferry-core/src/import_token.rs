@@ -7,6 +7,15 @@
 //! The AAD is the label `keyferry-import-token-v1`. Decisions (AWS leaves them open): a token
 //! stays valid until it expires, may be used more than once, and a later GetParametersForImport
 //! does not revoke earlier tokens.
+//!
+//! [`TokenCache`] keeps the tokens this node issued or opened recently, parsed, keyed by the
+//! SHA-256 of the sealed bytes: ImportKeyMaterial on the node that answered GetParametersForImport
+//! skips opening the token and parsing its RSA key (the parse costs about as much as the unwrap).
+//! A hit means the presented bytes are the bytes this node sealed or opened, so the result is the
+//! same as opening them; every check after opening (key id, expiry) still runs.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use keyferry_crypto::seal::RootKey;
 use keyferry_crypto::wrap::WrappingKeyPair;
@@ -24,7 +33,7 @@ pub(crate) struct ImportToken {
     pub algorithm: AlgorithmSpec,
     pub spec: WrappingKeySpec,
     pub expires_ms: i64,
-    pub wrapping: WrappingKeyPair,
+    pub wrapping: Arc<WrappingKeyPair>,
 }
 
 fn index_of<T: PartialEq>(all: &[T], v: &T) -> Result<u8, KmsError> {
@@ -75,7 +84,7 @@ pub(crate) fn open_token(key: &RootKey, sealed: &[u8]) -> Result<ImportToken, Km
     let key_id = std::str::from_utf8(&rest[..id_len])
         .map_err(|_| invalid())?
         .to_string();
-    let wrapping = WrappingKeyPair::from_pkcs8(&rest[id_len..]).map_err(|_| invalid())?;
+    let wrapping = Arc::new(WrappingKeyPair::from_pkcs8(&rest[id_len..]).map_err(|_| invalid())?);
     Ok(ImportToken {
         key_id,
         algorithm,
@@ -83,4 +92,125 @@ pub(crate) fn open_token(key: &RootKey, sealed: &[u8]) -> Result<ImportToken, Km
         expires_ms: i64::from_be_bytes(exp),
         wrapping,
     })
+}
+
+/// Parsed tokens by SHA-256 of their sealed bytes; bounded, oldest out first, expired out first.
+pub(crate) struct TokenCache {
+    cap: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    map: HashMap<[u8; 32], Arc<ImportToken>>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl TokenCache {
+    pub(crate) fn new(cap: usize) -> Self {
+        TokenCache {
+            cap,
+            inner: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    pub(crate) fn get(&self, sealed: &[u8]) -> Option<Arc<ImportToken>> {
+        if self.cap == 0 {
+            return None;
+        }
+        let digest = keyferry_crypto::sha256(sealed);
+        self.inner.lock().ok()?.map.get(&digest).cloned()
+    }
+
+    /// Remember a token; drops expired entries and, over the bound, the oldest ones.
+    pub(crate) fn insert(&self, sealed: &[u8], token: Arc<ImportToken>, now_ms: i64) {
+        if self.cap == 0 {
+            return;
+        }
+        let digest = keyferry_crypto::sha256(sealed);
+        let Ok(mut c) = self.inner.lock() else {
+            return;
+        };
+        if c.map.insert(digest, token).is_none() {
+            c.order.push_back(digest);
+        }
+        while let Some(front) = c.order.front().copied() {
+            let expired = c.map.get(&front).is_none_or(|t| t.expires_ms <= now_ms);
+            if !expired && c.order.len() <= self.cap {
+                break;
+            }
+            c.order.pop_front();
+            c.map.remove(&front);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.inner.lock().map(|c| c.map.len()).unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn token(expires_ms: i64) -> Arc<ImportToken> {
+        Arc::new(ImportToken {
+            key_id: "k".into(),
+            algorithm: AlgorithmSpec::RSAES_OAEP_SHA_256,
+            spec: WrappingKeySpec::RSA_2048,
+            expires_ms,
+            wrapping: Arc::new(WrappingKeyPair::generate(WrappingKeySpec::RSA_2048).unwrap()),
+        })
+    }
+
+    #[test]
+    fn bounded_oldest_out_and_exact_bytes_only() {
+        let cache = TokenCache::new(2);
+        let t = token(1_000);
+        cache.insert(b"one", t.clone(), 0);
+        cache.insert(b"two", t.clone(), 0);
+        cache.insert(b"three", t.clone(), 0);
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(b"one").is_none(), "the oldest entry goes first");
+        assert!(cache.get(b"two").is_some());
+        assert!(cache.get(b"three").is_some());
+        assert!(
+            cache.get(b"thre").is_none(),
+            "only the exact sealed bytes hit"
+        );
+    }
+
+    #[test]
+    fn expired_entries_leave_on_insert() {
+        let cache = TokenCache::new(10);
+        cache.insert(b"old", token(100), 0);
+        cache.insert(b"new", token(10_000), 500);
+        assert!(cache.get(b"old").is_none());
+        assert!(cache.get(b"new").is_some());
+        let off = TokenCache::new(0);
+        off.insert(b"x", token(10_000), 0);
+        assert!(off.get(b"x").is_none());
+    }
+
+    #[test]
+    fn sealed_token_opens_to_what_was_sealed() {
+        let root = RootKey::from_bytes(&[7u8; 32]).unwrap();
+        let t = token(1_234);
+        let sealed = seal_token(&root, &t).unwrap();
+        let opened = open_token(&root, &sealed).unwrap();
+        assert_eq!(opened.key_id, "k");
+        assert_eq!(opened.expires_ms, 1_234);
+        assert_eq!(
+            opened.wrapping.public_key_der(),
+            t.wrapping.public_key_der()
+        );
+        let mut bad = sealed.clone();
+        bad[20] ^= 1;
+        assert!(matches!(
+            open_token(&root, &bad),
+            Err(KmsError::InvalidImportToken(_))
+        ));
+    }
 }

@@ -13,6 +13,7 @@ use keyferry_types::{KeyMaterialState, KeySpec, KeyState, KeyUsageType, Rotation
 
 use crate::KmsError;
 use crate::clock::Clock;
+use crate::import_token::TokenCache;
 use crate::pool::WrappingKeyPool;
 use crate::record::{KeyRecord, MaterialRecord, alias_arn, key_arn};
 use crate::store::{Store, StoredKey};
@@ -62,6 +63,8 @@ pub struct Kms {
     material_key: RootKey,
     pub(crate) token_key: Arc<RootKey>,
     pub(crate) pool: WrappingKeyPool,
+    /// Import tokens issued or opened here, parsed (see `import_token::TokenCache`).
+    pub(crate) tokens: TokenCache,
     records: RwLock<HashMap<String, CachedRecord>>,
     unsealed: RwLock<HashMap<(String, String), Arc<Unsealed>>>,
     aliases: RwLock<HashMap<String, (String, Instant)>>,
@@ -72,6 +75,8 @@ pub struct Kms {
 }
 
 const UNSEALED_CACHE_MAX: usize = 10_000;
+/// Parsed import tokens kept per node (an RSA-4096 key is about 4 KiB in memory).
+const TOKEN_CACHE_MAX: usize = 1_024;
 const WRITE_LOCK_SHARDS: usize = 64;
 const RECORD_CACHE_MAX: usize = 100_000;
 
@@ -90,6 +95,7 @@ impl Kms {
             store,
             clock,
             pool,
+            tokens: TokenCache::new(TOKEN_CACHE_MAX),
             records: RwLock::new(HashMap::new()),
             unsealed: RwLock::new(HashMap::new()),
             aliases: RwLock::new(HashMap::new()),

@@ -26,6 +26,14 @@ pub mod symmetric;
 mod testutil;
 pub mod wrap;
 
+/// SHA-256 of `data` (for identifiers and cache keys, never for secrets' storage).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
 /// A secret byte buffer that is zeroized when dropped.
 pub type Secret = zeroize::Zeroizing<Vec<u8>>;
 

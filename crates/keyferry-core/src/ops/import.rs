@@ -2,6 +2,8 @@
 //! The rules follow `shared/reference/aws-kms-import.md`; Keyferry's decisions where AWS is
 //! unknown are listed in `docs/decisions.md` and tested.
 
+use std::sync::Arc;
+
 use keyferry_crypto::{CryptoError, asymmetric, material, wrap};
 use keyferry_types::*;
 
@@ -109,17 +111,17 @@ impl Kms {
         check_wrapping(&rec, req.wrapping_algorithm, req.wrapping_key_spec)?;
         let wrapping = self.pool.take(req.wrapping_key_spec).await?;
         let public = wrapping.public_key_der();
-        let expires_ms = self.now_ms() + PARAMETERS_VALID_MS;
-        let token = seal_token(
-            &self.token_key,
-            &ImportToken {
-                key_id: rec.key_id.clone(),
-                algorithm: req.wrapping_algorithm,
-                spec: req.wrapping_key_spec,
-                expires_ms,
-                wrapping,
-            },
-        )?;
+        let now = self.now_ms();
+        let expires_ms = now + PARAMETERS_VALID_MS;
+        let issued = Arc::new(ImportToken {
+            key_id: rec.key_id.clone(),
+            algorithm: req.wrapping_algorithm,
+            spec: req.wrapping_key_spec,
+            expires_ms,
+            wrapping: Arc::new(wrapping),
+        });
+        let token = seal_token(&self.token_key, &issued)?;
+        self.tokens.insert(&token, issued, now);
         Ok(GetParametersForImportResponse {
             key_id: Some(rec.arn()),
             import_token: Some(Blob::new(token)),
@@ -214,8 +216,13 @@ impl Kms {
         let token_bytes = req.import_token.clone();
         let encrypted = req.encrypted_key_material.clone();
         let token_key = self.token_key.clone();
+        let cached = self.tokens.get(token_bytes.as_slice());
+        let hit = cached.is_some();
         let opened = tokio::task::spawn_blocking(move || -> Result<_, KmsError> {
-            let token = open_token(&token_key, token_bytes.as_slice())?;
+            let token = match cached {
+                Some(t) => t,
+                None => Arc::new(open_token(&token_key, token_bytes.as_slice())?),
+            };
             if token.key_id != token_key_id {
                 return Err(KmsError::InvalidImportToken(
                     "The import token was issued for a different KMS key.".into(),
@@ -240,11 +247,14 @@ impl Kms {
                     .map_err(|e| KmsError::IncorrectKeyMaterial(e.to_string()))?;
                 Some(key.public_key_der())
             };
-            Ok((canonical, public))
+            Ok((canonical, public, token))
         })
         .await
         .map_err(|e| KmsError::Internal(e.to_string()))??;
-        let (canonical, public) = opened;
+        let (canonical, public, token) = opened;
+        if !hit {
+            self.tokens.insert(req.import_token.as_slice(), token, now);
+        }
         let (material_id, sealed) = self.seal_material(&rec.key_id, &canonical)?;
         drop(canonical);
 
