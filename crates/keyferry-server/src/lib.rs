@@ -37,7 +37,7 @@ pub fn app(state: Arc<AppState>) -> Router {
 }
 
 async fn handle(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = request_id();
     let mut resp = match handle_inner(&st, req).await {
         Ok(body) => {
             let mut r = (StatusCode::OK, body).into_response();
@@ -95,17 +95,55 @@ async fn handle_inner(st: &Arc<AppState>, req: Request<Body>) -> Result<Vec<u8>,
     let Some(op) = target.strip_prefix(protocol::TARGET_PREFIX) else {
         return Err(ApiError::client("UnknownOperationException", ""));
     };
-    let op = op.to_string();
-    let kms = st.kms.clone();
-    // Run the operation in its own task so that a bug that panics answers 500 instead of
-    // dropping the connection.
-    match tokio::spawn(async move { protocol::dispatch(&kms, &op, &body).await }).await {
+    // A bug that panics answers 500 instead of dropping the connection.
+    match CatchUnwind(Box::pin(protocol::dispatch(&st.kms, op, &body))).await {
         Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "operation task failed");
+        Err(()) => {
+            tracing::error!(operation = op, "operation panicked");
             Err(ApiError::internal())
         }
     }
+}
+
+/// Polls a future and turns a panic inside it into `Err(())` (what `tokio::spawn` + `JoinError`
+/// gave, without a second task and its cross-thread wake-up on every request).
+struct CatchUnwind<F>(std::pin::Pin<Box<F>>);
+
+impl<F: std::future::Future> std::future::Future for CatchUnwind<F> {
+    type Output = Result<F::Output, ()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(_) => std::task::Poll::Ready(Err(())),
+        }
+    }
+}
+
+/// `x-amzn-requestid`: UUID-formatted, a random per-process base plus a counter (unique without
+/// a `getrandom` system call per request; request ids are identifiers, not secrets).
+fn request_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static BASE: OnceLock<u128> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let base = *BASE.get_or_init(|| {
+        let r = keyferry_crypto::rng::random_bytes(16);
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&r[..16]);
+        u128::from_be_bytes(b)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let v = base ^ u128::from(n);
+    uuid::Builder::from_random_bytes(v.to_be_bytes())
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// Run the server until SIGINT/SIGTERM.

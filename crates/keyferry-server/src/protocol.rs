@@ -21,8 +21,10 @@ pub fn decode<T: DeserializeOwned + Violations>(body: &[u8]) -> Result<T, ApiErr
     } else {
         body
     };
+    // The common case without path tracking; on failure, decode again to name the member.
+    let fast: Result<T, _> = serde_json::from_slice(body);
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let req: T = match serde_path_to_error::deserialize(de) {
+    let req: T = match fast.or_else(|_| serde_path_to_error::deserialize(de)) {
         Ok(r) => r,
         Err(e) => {
             let path = e.path().to_string();

@@ -490,6 +490,9 @@ fn parse_authorization(auth: &str, has_date: bool) -> Result<AuthHeader<'_>, Aut
 
 /// `YYYYMMDD'T'HHMMSS'Z'`, or an HTTP/RFC 2822 date (the `Date` header).
 fn parse_request_time(s: &str) -> Option<OffsetDateTime> {
+    if let Some(t) = parse_amz_date_fast(s) {
+        return Some(t);
+    }
     if let Ok(t) = PrimitiveDateTime::parse(s, AMZ_DATE_FORMAT) {
         return Some(t.assume_utc());
     }
@@ -498,6 +501,34 @@ fn parse_request_time(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(candidate, &time::format_description::well_known::Rfc2822)
         .ok()
         .map(|t| t.to_offset(time::UtcOffset::UTC))
+}
+
+/// `YYYYMMDDTHHMMSSZ` without the format-description interpreter (the common case on every
+/// request); anything else falls back to the general parsers above.
+fn parse_amz_date_fast(s: &str) -> Option<OffsetDateTime> {
+    let b = s.as_bytes();
+    if b.len() != 16 || b.get(8) != Some(&b'T') || b.get(15) != Some(&b'Z') {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b.get(from..to)?.iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let month = time::Month::try_from(u8::try_from(num(4, 6)?).ok()?).ok()?;
+    let date = time::Date::from_calendar_date(
+        i32::try_from(num(0, 4)?).ok()?,
+        month,
+        u8::try_from(num(6, 8)?).ok()?,
+    )
+    .ok()?;
+    let clock = time::Time::from_hms(
+        u8::try_from(num(9, 11)?).ok()?,
+        u8::try_from(num(11, 13)?).ok()?,
+        u8::try_from(num(13, 15)?).ok()?,
+    )
+    .ok()?;
+    Some(PrimitiveDateTime::new(date, clock).assume_utc())
 }
 
 /// Format as `YYYYMMDDTHHMMSSZ` into a stack buffer.
@@ -702,4 +733,34 @@ pub fn sign_parts(
     let value = http::HeaderValue::from_str(&value).map_err(|_| SignError::InvalidAccessKeyId)?;
     headers.insert(http::header::AUTHORIZATION, value);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_amz_date_agrees_with_the_format_parser() {
+        for s in ["20261123T182233Z", "20240229T000000Z", "19991231T235959Z"] {
+            let general = PrimitiveDateTime::parse(s, AMZ_DATE_FORMAT)
+                .map(|t| t.assume_utc())
+                .ok();
+            assert!(general.is_some(), "{s}");
+            assert_eq!(parse_amz_date_fast(s), general, "{s}");
+        }
+        for bad in [
+            "20230229T000000Z",
+            "20261323T000000Z",
+            "20261123T246000Z",
+            "2026112XT000000Z",
+            "20261123 000000Z",
+            "20261123T000000",
+            "+0261123T000000Z",
+            "",
+        ] {
+            assert_eq!(parse_amz_date_fast(bad), None, "{bad}");
+        }
+        // Other forms still parse through the general path.
+        assert!(parse_request_time("Mon, 23 Nov 2026 18:22:33 GMT").is_some());
+    }
 }
