@@ -52,7 +52,9 @@ struct ServeArgs {
     /// How long a node may serve a cached key record (milliseconds).
     #[arg(long, default_value_t = 5000)]
     cache_ttl_ms: u64,
-    /// Pre-generated RSA wrapping keys kept ready per wrapping key spec.
+    /// Pre-generated RSA wrapping keys kept ready per wrapping key spec. Each
+    /// GetParametersForImport takes one; once the pool is empty a call waits for an RSA key
+    /// generation (RSA_4096: hundreds of milliseconds). Size it for the largest import batch.
     #[arg(long, default_value_t = 4)]
     wrapping_pool_size: usize,
 }
