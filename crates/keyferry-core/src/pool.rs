@@ -80,7 +80,17 @@ impl WrappingKeyPool {
     }
 }
 
+/// The filler is background work: on Linux it runs at nice 10, so that threads answering
+/// requests get the CPU first (a caller that finds the pool empty generates at normal priority).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+        tracing::debug!(error = %e, "could not lower the wrapping key pool thread's priority");
+    }
+}
+
 fn fill_loop(weak: Weak<Inner>) {
+    lower_priority();
     loop {
         let Some(inner) = weak.upgrade() else { return };
         let missing = {
