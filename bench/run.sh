@@ -11,8 +11,17 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 
-for tool in cargo wrk openssl python3 moto_server; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool is not installed" >&2; exit 2; }
+hint_wrk="apt-get install wrk"
+hint_openssl="apt-get install openssl"
+hint_moto_server="pip install 'moto[server]' boto3 botocore cryptography awscli"
+hint_python3="apt-get install python3"
+hint_cargo="https://rustup.rs"
+for tool in cargo wrk openssl python3 moto_server aws; do
+  if ! command -v "$tool" >/dev/null; then
+    hint_var="hint_${tool}"
+    echo "bench: $tool is not installed (${!hint_var:-pip install awscli})" >&2
+    exit 2
+  fi
 done
 
 cargo build --release --locked -p keyferry
