@@ -114,20 +114,23 @@ impl TokenCache {
         }
     }
 
-    pub(crate) fn get(&self, sealed: &[u8]) -> Option<Arc<ImportToken>> {
+    /// The cache key of a sealed token (compute once, use for `get` and `insert`).
+    pub(crate) fn digest(sealed: &[u8]) -> [u8; 32] {
+        keyferry_crypto::sha256(sealed)
+    }
+
+    pub(crate) fn get(&self, digest: &[u8; 32]) -> Option<Arc<ImportToken>> {
         if self.cap == 0 {
             return None;
         }
-        let digest = keyferry_crypto::sha256(sealed);
-        self.inner.lock().ok()?.map.get(&digest).cloned()
+        self.inner.lock().ok()?.map.get(digest).cloned()
     }
 
     /// Remember a token; drops expired entries and, over the bound, the oldest ones.
-    pub(crate) fn insert(&self, sealed: &[u8], token: Arc<ImportToken>, now_ms: i64) {
+    pub(crate) fn insert(&self, digest: [u8; 32], token: Arc<ImportToken>, now_ms: i64) {
         if self.cap == 0 {
             return;
         }
-        let digest = keyferry_crypto::sha256(sealed);
         let Ok(mut c) = self.inner.lock() else {
             return;
         };
@@ -169,15 +172,18 @@ mod tests {
     fn bounded_oldest_out_and_exact_bytes_only() {
         let cache = TokenCache::new(2);
         let t = token(1_000);
-        cache.insert(b"one", t.clone(), 0);
-        cache.insert(b"two", t.clone(), 0);
-        cache.insert(b"three", t.clone(), 0);
+        cache.insert(TokenCache::digest(b"one"), t.clone(), 0);
+        cache.insert(TokenCache::digest(b"two"), t.clone(), 0);
+        cache.insert(TokenCache::digest(b"three"), t.clone(), 0);
         assert_eq!(cache.len(), 2);
-        assert!(cache.get(b"one").is_none(), "the oldest entry goes first");
-        assert!(cache.get(b"two").is_some());
-        assert!(cache.get(b"three").is_some());
         assert!(
-            cache.get(b"thre").is_none(),
+            cache.get(&TokenCache::digest(b"one")).is_none(),
+            "the oldest entry goes first"
+        );
+        assert!(cache.get(&TokenCache::digest(b"two")).is_some());
+        assert!(cache.get(&TokenCache::digest(b"three")).is_some());
+        assert!(
+            cache.get(&TokenCache::digest(b"thre")).is_none(),
             "only the exact sealed bytes hit"
         );
     }
@@ -185,13 +191,13 @@ mod tests {
     #[test]
     fn expired_entries_leave_on_insert() {
         let cache = TokenCache::new(10);
-        cache.insert(b"old", token(100), 0);
-        cache.insert(b"new", token(10_000), 500);
-        assert!(cache.get(b"old").is_none());
-        assert!(cache.get(b"new").is_some());
+        cache.insert(TokenCache::digest(b"old"), token(100), 0);
+        cache.insert(TokenCache::digest(b"new"), token(10_000), 500);
+        assert!(cache.get(&TokenCache::digest(b"old")).is_none());
+        assert!(cache.get(&TokenCache::digest(b"new")).is_some());
         let off = TokenCache::new(0);
-        off.insert(b"x", token(10_000), 0);
-        assert!(off.get(b"x").is_none());
+        off.insert(TokenCache::digest(b"x"), token(10_000), 0);
+        assert!(off.get(&TokenCache::digest(b"x")).is_none());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use keyferry_types::*;
 
 use super::{is_hmac, ts, validation};
 use crate::KmsError;
-use crate::import_token::{ImportToken, open_token, seal_token};
+use crate::import_token::{ImportToken, TokenCache, open_token, seal_token};
 use crate::kms::{DAY_MS, Kms, state_error};
 use crate::record::{KeyRecord, MaterialRecord};
 
@@ -121,7 +121,7 @@ impl Kms {
             wrapping: Arc::new(wrapping),
         });
         let token = seal_token(&self.token_key, &issued)?;
-        self.tokens.insert(&token, issued, now);
+        self.tokens.insert(TokenCache::digest(&token), issued, now);
         Ok(GetParametersForImportResponse {
             key_id: Some(rec.arn()),
             import_token: Some(Blob::new(token)),
@@ -216,7 +216,8 @@ impl Kms {
         let token_bytes = req.import_token.clone();
         let encrypted = req.encrypted_key_material.clone();
         let token_key = self.token_key.clone();
-        let cached = self.tokens.get(token_bytes.as_slice());
+        let token_digest = TokenCache::digest(token_bytes.as_slice());
+        let cached = self.tokens.get(&token_digest);
         let hit = cached.is_some();
         let opened = tokio::task::spawn_blocking(move || -> Result<_, KmsError> {
             let token = match cached {
@@ -253,7 +254,7 @@ impl Kms {
         .map_err(|e| KmsError::Internal(e.to_string()))??;
         let (canonical, public, token) = opened;
         if !hit {
-            self.tokens.insert(req.import_token.as_slice(), token, now);
+            self.tokens.insert(token_digest, token, now);
         }
         let (material_id, sealed) = self.seal_material(&rec.key_id, &canonical)?;
         drop(canonical);
