@@ -41,6 +41,22 @@ impl SqliteStore {
                 StoreError::Backend(format!("cannot create {}: {e}", parent.display()))
             })?;
         }
+        // Opening a fresh file switches it to WAL and migrates it; two processes doing that at
+        // once can deadlock inside SQLite (each waits on the other's lock until busy_timeout).
+        // An advisory lock on `<path>.open-lock` serialises the opening, not the use.
+        let lock_path = path.with_extension("open-lock");
+        let open_lock = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)?;
+            f.lock()?;
+            Ok(f)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .map_err(|e| StoreError::Backend(format!("cannot lock {}: {e}", path.display())))?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             // A fresh deployment starts with no file.
@@ -69,6 +85,7 @@ impl SqliteStore {
             .connect_with(options.pragma("query_only", "ON"))
             .await
             .map_err(backend)?;
+        drop(open_lock);
         Ok(SqliteStore {
             writer,
             reader,
