@@ -356,63 +356,66 @@ impl Cond {
             .any(|pv| self.matches_value(pv, item, req))
     }
 
-    /// Evaluates this condition for `req`.
+    /// Evaluates this condition for `req` (no allocation).
     pub(crate) fn eval(&self, req: &Request<'_>) -> bool {
-        let fallback;
-        let value: Option<&Value> = match req.context.get_lower(&self.key) {
-            Some(v) => Some(v),
-            None if self.key == "aws:principalaccount" => {
-                fallback = Value::String(req.caller.account.to_owned());
-                Some(&fallback)
-            }
-            None => None,
+        let items = match req.context.get_lower(&self.key) {
+            Some(Value::Strings(v)) => Items::Many(v),
+            Some(v) => Items::One(Item::Val(v)),
+            // aws:PrincipalAccount defaults to the caller's account.
+            None if self.key == "aws:principalaccount" => Items::One(Item::Str(req.caller.account)),
+            None => Items::Absent,
         };
-        let (absent, empty) = match value {
-            None => (true, false),
-            Some(Value::Strings(v)) => (false, v.is_empty()),
-            Some(_) => (false, false),
-        };
+        let empty = matches!(items, Items::Many(v) if v.is_empty());
         if self.base == Base::Null {
             // Null: true = the key is absent (an empty multi-valued key counts as absent).
-            let missing = absent || empty;
+            let missing = matches!(items, Items::Absent) || empty;
             return self
                 .values
                 .iter()
                 .any(|v| matches!(v, CVal::Bool(Some(b)) if *b == missing));
         }
-        let Some(value) = value else {
+        if matches!(items, Items::Absent) {
             return match self.set {
                 SetQ::ForAllValues => true,
                 SetQ::ForAnyValue => self.if_exists,
                 SetQ::None => self.if_exists || self.negated,
             };
-        };
-        let one = [Item::Val(value)];
-        let many: Vec<Item<'_>>;
-        let items: &[Item<'_>] = match value {
-            Value::Strings(v) => {
-                many = v.iter().map(|s| Item::Str(s)).collect();
-                &many
-            }
-            _ => &one,
-        };
+        }
         match self.set {
             SetQ::None => {
                 if empty {
                     return self.if_exists || self.negated;
                 }
-                let any = items.iter().any(|i| self.matches_any(*i, req));
-                any != self.negated
+                items.any(|i| self.matches_any(i, req)) != self.negated
             }
-            SetQ::ForAnyValue => {
-                !empty
-                    && items
-                        .iter()
-                        .any(|i| self.matches_any(*i, req) != self.negated)
-            }
-            SetQ::ForAllValues => items
-                .iter()
-                .all(|i| self.matches_any(*i, req) != self.negated),
+            SetQ::ForAnyValue => !empty && items.any(|i| self.matches_any(i, req) != self.negated),
+            SetQ::ForAllValues => items.all(|i| self.matches_any(i, req) != self.negated),
+        }
+    }
+}
+
+/// The context values of one key.
+#[derive(Clone, Copy)]
+enum Items<'a> {
+    Absent,
+    One(Item<'a>),
+    Many(&'a [String]),
+}
+
+impl<'a> Items<'a> {
+    fn any(self, mut f: impl FnMut(Item<'a>) -> bool) -> bool {
+        match self {
+            Items::Absent => false,
+            Items::One(i) => f(i),
+            Items::Many(v) => v.iter().any(|s| f(Item::Str(s))),
+        }
+    }
+
+    fn all(self, mut f: impl FnMut(Item<'a>) -> bool) -> bool {
+        match self {
+            Items::Absent => true,
+            Items::One(i) => f(i),
+            Items::Many(v) => v.iter().all(|s| f(Item::Str(s))),
         }
     }
 }
