@@ -97,7 +97,8 @@ pub(crate) fn prefix_len(text: &str, lit: &str, ci: bool) -> Option<usize> {
     if !ci {
         return text.starts_with(lit).then_some(lit.len());
     }
-    if text.is_ascii() && lit.is_ascii() {
+    // An ASCII literal can only match ASCII bytes, so the text need not be scanned first.
+    if lit.is_ascii() {
         let (t, l) = (text.as_bytes(), lit.as_bytes());
         return (t.len() >= l.len() && t[..l.len()].eq_ignore_ascii_case(l)).then_some(l.len());
     }
