@@ -4,6 +4,29 @@
 //! Parse once with [`Policy::parse`], evaluate many times with [`Policy::evaluate`]; a [`Policy`]
 //! is cheap to clone (`Arc` inside). See `README.md` for what is supported and the choices made
 //! where the IAM documentation is vague.
+//!
+//! ```
+//! use keyferry_policy::{Caller, Context, Policy, PolicyKind, Request, Value};
+//!
+//! let policy = Policy::parse(
+//!     r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
+//!         "Principal":{"AWS":"arn:aws:iam::111122223333:role/app"},
+//!         "Action":["kms:Encrypt","kms:GenerateDataKey*"],"Resource":"*",
+//!         "Condition":{"StringEquals":{"kms:CallerAccount":"111122223333"}}}]}"#,
+//!     PolicyKind::Resource,
+//! )
+//! .expect("valid policy");
+//! let mut context = Context::new();
+//! context.set("kms:CallerAccount", Value::from("111122223333"));
+//! let arns = ["arn:aws:sts::111122223333:assumed-role/app/s", "arn:aws:iam::111122223333:role/app"];
+//! let ev = policy.evaluate(&Request {
+//!     caller: Caller { arns: &arns, account: "111122223333", service: None },
+//!     action: "kms:GenerateDataKeyWithoutPlaintext",
+//!     resource: "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+//!     context: &context,
+//! });
+//! assert!(ev.allow_direct && !ev.allow_account && !ev.explicit_deny);
+//! ```
 
 mod condition;
 mod glob;
@@ -154,6 +177,16 @@ impl From<String> for Value {
 impl From<bool> for Value {
     fn from(b: bool) -> Value {
         Value::Bool(b)
+    }
+}
+impl From<Vec<String>> for Value {
+    fn from(v: Vec<String>) -> Value {
+        Value::Strings(v)
+    }
+}
+impl From<f64> for Value {
+    fn from(n: f64) -> Value {
+        Value::Number(n)
     }
 }
 impl From<IpAddr> for Value {
