@@ -398,3 +398,57 @@ fn errors_display_their_message() {
     let e = Policy::parse("nope", PolicyKind::Resource).unwrap_err();
     assert_eq!(e.to_string(), e.message);
 }
+
+#[test]
+fn malformed_input_never_panics() {
+    // Standards: bad input gets an error, never a panic. Every prefix of a policy using every
+    // feature, and a set of byte substitutions, either parses or returns an error; whatever parses
+    // evaluates without panicking.
+    let full = r#"{"Version":"2012-10-17","Id":"x","Statement":[{"Sid":"s","Effect":"Deny",
+      "NotPrincipal":{"AWS":["arn:aws:iam::111122223333:role/a","111122223333"],"Service":"ec2.amazonaws.com"},
+      "NotAction":["kms:Create*","kms:?"],"NotResource":"arn:aws:kms:*:${aws:PrincipalAccount}:key/${aws:username, 'd'}${*}",
+      "Condition":{"ForAllValues:StringLikeIfExists":{"aws:TagKeys":["a*","${x}é"]},"ArnNotLike":{"aws:SourceArn":"arn:${a}:*:b"},
+      "DateGreaterThan":{"aws:CurrentTime":"2020-01-01T00:00:00Z"},"IpAddress":{"aws:SourceIp":"10.0.0.0/8"},"Null":{"k":true}}}]}"#;
+    let ctx = keyferry_policy::Context::new()
+        .with("aws:username", keyferry_policy::Value::from("é*?"))
+        .with(
+            "aws:TagKeys",
+            keyferry_policy::Value::Strings(vec!["aé".into(), String::new()]),
+        )
+        .with("aws:SourceArn", keyferry_policy::Value::from("arn:é:x:b"));
+    let arns = ["arn:aws:iam::111122223333:user/é"];
+    let run = |json: &str| {
+        for kind in [
+            PolicyKind::Resource,
+            PolicyKind::Identity,
+            PolicyKind::Trust,
+        ] {
+            if let Ok(p) = Policy::parse(json, kind) {
+                for resource in ["*", "", "é", "arn:aws:kms:us-east-1:111122223333:key/d*"] {
+                    let _ = p.evaluate(&keyferry_policy::Request {
+                        caller: keyferry_policy::Caller {
+                            arns: &arns,
+                            account: "111122223333",
+                            service: Some("é"),
+                        },
+                        action: "kms:Créate",
+                        resource,
+                        context: &ctx,
+                    });
+                }
+            }
+        }
+    };
+    assert!(Policy::parse(full, PolicyKind::Resource).is_ok());
+    for (i, _) in full.char_indices() {
+        run(&full[..i]);
+    }
+    for (i, _) in full.char_indices().step_by(3) {
+        for rep in ["", "}", "\"", "$", "{", "*", ":", "é"] {
+            let mut s = full[..i].to_owned();
+            s.push_str(rep);
+            s.push_str(&full[i..]);
+            run(&s);
+        }
+    }
+}
