@@ -8,6 +8,9 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KmsError {
+    /// The caller may not perform the operation (`AccessDeniedException`, HTTP 400).
+    #[error("AccessDeniedException: {0}")]
+    AccessDenied(String),
     #[error("AlreadyExistsException: {0}")]
     AlreadyExists(String),
     #[error("DisabledException: {0}")]
@@ -61,6 +64,7 @@ impl KmsError {
     /// The exception name, as in botocore's model and the `__type` of the response.
     pub fn code(&self) -> &'static str {
         match self {
+            KmsError::AccessDenied(_) => "AccessDeniedException",
             KmsError::AlreadyExists(_) => "AlreadyExistsException",
             KmsError::Disabled(_) => "DisabledException",
             KmsError::DryRunOperation => "DryRunOperationException",
@@ -95,7 +99,8 @@ impl KmsError {
             }
             KmsError::InvalidCiphertext | KmsError::InvalidMac | KmsError::InvalidSignature => None,
             KmsError::Internal(_) => Some("An internal error occurred."),
-            KmsError::AlreadyExists(m)
+            KmsError::AccessDenied(m)
+            | KmsError::AlreadyExists(m)
             | KmsError::Disabled(m)
             | KmsError::ExpiredImportToken(m)
             | KmsError::IncorrectKey(m)

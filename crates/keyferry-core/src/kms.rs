@@ -13,6 +13,7 @@ use keyferry_types::{KeyMaterialState, KeySpec, KeyState, KeyUsageType, Rotation
 
 use crate::KmsError;
 use crate::clock::Clock;
+use crate::context::{Directory, RequestContext};
 use crate::import_token::TokenCache;
 use crate::pool::WrappingKeyPool;
 use crate::record::{KeyRecord, MaterialRecord, alias_arn, key_arn};
@@ -29,6 +30,8 @@ pub struct Config {
     pub cache_ttl: Duration,
     /// Pre-generated RSA wrapping keys kept per wrapping key spec.
     pub wrapping_pool_size: usize,
+    /// The accounts, users and roles that exist (key policies may name only these).
+    pub directory: Directory,
 }
 
 impl Default for Config {
@@ -38,6 +41,7 @@ impl Default for Config {
             region: "us-east-1".into(),
             cache_ttl: Duration::from_secs(5),
             wrapping_pool_size: 4,
+            directory: Directory::single("111122223333"),
         }
     }
 }
@@ -123,13 +127,16 @@ impl Kms {
 
     // ---- key identifiers ------------------------------------------------------------------
 
-    /// Resolve a `KeyId` parameter to a key id. `allow_alias` is false for the operations that
-    /// accept only a key ID or key ARN (import, rotation, alias targets).
+    /// Resolve a `KeyId` parameter, as the caller of `ctx` sees it, to a key id and the account
+    /// that owns it. A bare key id or alias name is looked up in the caller's account and the
+    /// request's Region; a key ARN or alias ARN names its account. `allow_alias` is false for the
+    /// operations that accept only a key ID or key ARN (import, rotation, alias targets).
     pub(crate) async fn resolve_id(
         &self,
+        ctx: &RequestContext,
         input: &str,
         allow_alias: bool,
-    ) -> Result<String, KmsError> {
+    ) -> Result<(String, String), KmsError> {
         let invalid = || KmsError::NotFound(format!("Invalid keyId '{input}'"));
         if let Some(rest) = input.strip_prefix("arn:") {
             let parts: Vec<&str> = rest.splitn(5, ':').collect();
@@ -137,23 +144,18 @@ impl Kms {
                 return Err(KmsError::NotFound(format!("Invalid arn {input}")));
             }
             let (region, account, resource) = (parts[2], parts[3], parts[4]);
-            if region != self.cfg.region {
+            if region != ctx.region {
                 return Err(KmsError::NotFound(format!("Invalid arn {region}")));
             }
             if let Some(id) = resource.strip_prefix("key/") {
                 if !is_key_id(id) {
                     return Err(invalid());
                 }
-                if account != self.cfg.account_id {
-                    return Err(KmsError::NotFound(format!("Key '{input}' does not exist")));
-                }
-                return Ok(id.to_string());
+                return Ok((id.to_string(), account.to_string()));
             }
             if resource.starts_with("alias/") && allow_alias {
-                if account != self.cfg.account_id {
-                    return Err(KmsError::NotFound(format!("Alias {input} is not found.")));
-                }
-                return self.alias_target(resource).await;
+                let target = self.alias_target(account, region, resource).await?;
+                return Ok((target, account.to_string()));
             }
             return Err(invalid());
         }
@@ -161,61 +163,81 @@ impl Kms {
             if !allow_alias {
                 return Err(invalid());
             }
-            return self.alias_target(input).await;
+            let target = self.alias_target(ctx.account(), &ctx.region, input).await?;
+            return Ok((target, ctx.account().to_string()));
         }
         if is_key_id(input) {
-            Ok(input.to_string())
+            Ok((input.to_string(), ctx.account().to_string()))
         } else {
             Err(invalid())
         }
     }
 
-    async fn alias_target(&self, alias: &str) -> Result<String, KmsError> {
+    async fn alias_target(
+        &self,
+        account: &str,
+        region: &str,
+        alias: &str,
+    ) -> Result<String, KmsError> {
+        let cache_key = format!("{account}/{region}/{alias}");
         let cached = self
             .aliases
             .read()
             .map_err(|_| poisoned())?
-            .get(alias)
+            .get(&cache_key)
             .filter(|(_, at)| at.elapsed() < self.cfg.cache_ttl)
             .map(|(target, _)| target.clone());
         if let Some(target) = cached {
             return Ok(target);
         }
-        match self.store.get_alias(alias).await? {
+        match self.store.get_alias(account, region, alias).await? {
             Some(row) => {
                 if let Ok(mut map) = self.aliases.write() {
                     if map.len() >= RECORD_CACHE_MAX {
                         map.clear();
                     }
-                    map.insert(
-                        alias.to_string(),
-                        (row.target_key_id.clone(), Instant::now()),
-                    );
+                    map.insert(cache_key, (row.target_key_id.clone(), Instant::now()));
                 }
                 Ok(row.target_key_id)
             }
             None => Err(KmsError::NotFound(format!(
                 "Alias {} is not found.",
-                self.alias_arn(alias)
+                alias_arn(region, account, alias)
             ))),
         }
     }
 
     /// Drop a cached alias after this node changed it.
-    pub(crate) fn forget_alias(&self, alias: &str) {
+    pub(crate) fn forget_alias(&self, account: &str, region: &str, alias: &str) {
         if let Ok(mut map) = self.aliases.write() {
-            map.remove(alias);
+            map.remove(&format!("{account}/{region}/{alias}"));
         }
     }
 
-    /// Resolve and load a key; NotFound if it does not exist (or its deletion date has passed).
+    /// Resolve and load a key as the caller sees it; NotFound if it does not exist (or its
+    /// deletion date has passed) in the account the identifier names.
     pub(crate) async fn resolve(
         &self,
+        ctx: &RequestContext,
         input: &str,
         allow_alias: bool,
     ) -> Result<Arc<KeyRecord>, KmsError> {
-        let id = self.resolve_id(input, allow_alias).await?;
-        self.load(&id).await
+        let (id, account) = self.resolve_id(ctx, input, allow_alias).await?;
+        let not_found = || {
+            KmsError::NotFound(format!(
+                "Key '{}' does not exist",
+                key_arn(&ctx.region, &account, &id)
+            ))
+        };
+        let rec = match self.load(&id).await {
+            Ok(rec) => rec,
+            Err(KmsError::NotFound(_)) => return Err(not_found()),
+            Err(e) => return Err(e),
+        };
+        if rec.account != account || rec.region != ctx.region {
+            return Err(not_found());
+        }
+        Ok(rec)
     }
 
     pub(crate) fn not_found(&self, key_id: &str) -> KmsError {
@@ -279,6 +301,8 @@ impl Kms {
     pub(crate) async fn insert(&self, rec: KeyRecord) -> Result<Arc<KeyRecord>, KmsError> {
         let stored = StoredKey {
             key_id: rec.key_id.clone(),
+            account: rec.account.clone(),
+            region: rec.region.clone(),
             version: 1,
             due_ms: rec.due_ms(),
             doc: rec.encode()?,
@@ -325,6 +349,8 @@ impl Kms {
             let out = f(&mut rec)?;
             let next = StoredKey {
                 key_id: key_id.to_string(),
+                account: rec.account.clone(),
+                region: rec.region.clone(),
                 version: stored.version + 1,
                 due_ms: rec.due_ms(),
                 doc: rec.encode()?,

@@ -5,7 +5,9 @@
 //! Entry point: [`Kms`], one method per KMS operation (`ops/`), taking the wire request from
 //! `keyferry-types` and returning its response or a [`KmsError`].
 
+mod authz;
 pub mod clock;
+pub mod context;
 pub mod error;
 mod import_token;
 mod kms;
@@ -15,4 +17,5 @@ pub mod record;
 pub mod store;
 
 pub use error::KmsError;
+pub use context::{Directory, Principal, PrincipalKind, RequestContext};
 pub use kms::{Config, Kms};

@@ -4,6 +4,7 @@
 //! before it enters a record.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use keyferry_types::{
     ExpirationModelType, KeyMaterialState, KeySpec, KeyState, KeyUsageType, OriginType,
@@ -12,6 +13,7 @@ use keyferry_types::{
 use serde::{Deserialize, Serialize};
 
 use crate::KmsError;
+use crate::authz::CompiledKeyPolicy;
 
 pub const RECORD_FORMAT: u32 = 1;
 
@@ -41,6 +43,11 @@ pub struct KeyRecord {
     pub public_key: Option<Vec<u8>>,
     /// Every material ever associated with the key, oldest first.
     pub materials: Vec<MaterialRecord>,
+    /// The key policy compiled for evaluation, made on first use. Records are immutable once
+    /// shared (`Arc<KeyRecord>`); a write decodes a fresh record, so this never outlives the
+    /// policy text it was compiled from.
+    #[serde(skip)]
+    pub compiled: OnceLock<Arc<CompiledKeyPolicy>>,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -60,6 +67,13 @@ pub struct MaterialRecord {
 }
 
 impl KeyRecord {
+    /// The compiled key policy (compiled once per record version).
+    pub fn compiled_policy(&self) -> Arc<CompiledKeyPolicy> {
+        self.compiled
+            .get_or_init(|| Arc::new(CompiledKeyPolicy::compile(self)))
+            .clone()
+    }
+
     pub fn arn(&self) -> String {
         key_arn(&self.region, &self.account, &self.key_id)
     }

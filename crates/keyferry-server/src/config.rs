@@ -12,10 +12,11 @@ use anyhow::{Context, bail};
 use keyferry_core::clock::SystemClock;
 use keyferry_core::{Config, Kms};
 use keyferry_crypto::seal::RootKey;
-use keyferry_sigv4::{SecretKey, Verifier};
+use keyferry_sigv4::SecretKey;
 use zeroize::Zeroizing;
 
 use crate::AppState;
+use crate::identity::Identities;
 
 /// The development credential used when none is configured (loopback only).
 pub const DEV_ACCESS_KEY_ID: &str = "AKIAKEYFERRYDEV00001";
@@ -38,8 +39,11 @@ pub struct ServeConfig {
     pub database_url: Option<RedactedUrl>,
     /// Where the 32-byte root key lives; default `<data_dir>/root.key` (created with mode 0600).
     pub root_key_file: Option<PathBuf>,
-    /// `None`: use the development credential (loopback only).
+    /// `None`: use the development credential (loopback only), unless an identities file
+    /// is given.
     pub credential: Option<Credential>,
+    /// The identities file (`--identities`, `KEYFERRY_IDENTITIES`): accounts, users, roles.
+    pub identities_file: Option<PathBuf>,
     pub cache_ttl: Duration,
     pub wrapping_pool_size: usize,
     pub sweep_interval: Duration,
@@ -55,6 +59,7 @@ impl ServeConfig {
             database_url: None,
             root_key_file: None,
             credential: None,
+            identities_file: None,
             cache_ttl: Duration::from_secs(5),
             wrapping_pool_size: 4,
             sweep_interval: Duration::from_secs(1),
@@ -104,8 +109,13 @@ impl Running {
 }
 
 pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
+    let mut identities = Identities::new();
+    if let Some(path) = &cfg.identities_file {
+        identities.load_file(path)?;
+    }
     let (credential, dev) = match cfg.credential.clone() {
-        Some(c) => (c, false),
+        Some(c) => (Some(c), false),
+        None if !identities.is_empty() => (None, false),
         None => {
             if !cfg.listen.ip().is_loopback() {
                 bail!(
@@ -114,10 +124,10 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
                 );
             }
             (
-                Credential {
+                Some(Credential {
                     access_key_id: DEV_ACCESS_KEY_ID.into(),
                     secret_access_key: SecretKey::new(DEV_SECRET_ACCESS_KEY),
-                },
+                }),
                 true,
             )
         }
@@ -128,6 +138,9 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         .clone()
         .unwrap_or_else(|| cfg.data_dir.join("root.key"));
     let root = load_or_create_root_key(&root_path)?;
+    if let Some(c) = credential {
+        identities.add_root(&cfg.account_id, &c.access_key_id, c.secret_access_key)?;
+    }
     let database = match &cfg.database_url {
         Some(u) => u.0.clone(),
         None => cfg
@@ -145,17 +158,14 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             region: cfg.region.clone(),
             cache_ttl: cfg.cache_ttl,
             wrapping_pool_size: cfg.wrapping_pool_size,
+            directory: identities.directory().clone(),
         },
         store,
         &root,
         Arc::new(SystemClock),
     );
     kms.start_background(cfg.sweep_interval);
-    let state = Arc::new(AppState {
-        kms,
-        verifier: Verifier::new(&cfg.region, "kms"),
-        credentials: vec![credential],
-    });
+    let state = Arc::new(AppState::new(kms, identities, &root));
     Ok(Running {
         listen: cfg.listen,
         state,

@@ -4,7 +4,9 @@
 
 pub mod config;
 pub mod error;
+pub mod identity;
 pub mod protocol;
+pub mod sts;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,11 +17,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keyferry_core::Kms;
+use keyferry_core::{Kms, Principal, RequestContext};
+use keyferry_crypto::seal::RootKey;
 use keyferry_sigv4::{SignedRequest, Verifier};
 
 pub use config::{Credential, ServeConfig};
 use error::ApiError;
+pub use identity::Identities;
+use sts::Sts;
 
 /// Largest request body accepted. KMS requests are a few KiB (blobs ≤ 6144 bytes, policies ≤ 32 KiB).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -27,24 +32,53 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Everything a request needs, shared by all requests.
 pub struct AppState {
     pub kms: Arc<Kms>,
+    /// SigV4 for KMS requests (credential scope `<region>/kms`).
     pub verifier: Verifier,
-    pub credentials: Vec<Credential>,
+    /// SigV4 for STS requests (credential scope `<region>/sts`).
+    pub sts_verifier: Verifier,
+    pub identities: Identities,
+    pub sts: Sts,
 }
 
-/// The router: every KMS request is `POST /`.
+impl AppState {
+    /// State for `kms` with these identities; STS sessions are sealed under `root`.
+    pub fn new(kms: Arc<Kms>, identities: Identities, root: &RootKey) -> AppState {
+        let region = kms.config().region.clone();
+        AppState {
+            verifier: Verifier::new(&region, "kms"),
+            sts_verifier: Verifier::new(&region, "sts"),
+            sts: Sts::new(root),
+            identities,
+            kms,
+        }
+    }
+}
+
+/// The router: every KMS and STS request is `POST /`.
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
-async fn handle(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response {
+async fn handle(
+    State(st): State<Arc<AppState>>,
+    ConnectInfoOpt(peer): ConnectInfoOpt,
+    req: Request<Body>,
+) -> Response {
     let request_id = request_id();
-    let mut resp = match handle_inner(&st, req).await {
-        Ok(body) => {
+    let mut resp = match handle_inner(&st, req, peer, &request_id).await {
+        Ok(Outcome::Json(body)) => {
             let mut r = (StatusCode::OK, body).into_response();
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(protocol::CONTENT_TYPE),
             );
+            r
+        }
+        Ok(Outcome::Xml(status, body)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut r = (status, body).into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
             r
         }
         Err(e) => e.into_response(),
@@ -55,7 +89,98 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response
     resp
 }
 
-async fn handle_inner(st: &Arc<AppState>, req: Request<Body>) -> Result<Vec<u8>, ApiError> {
+/// The peer address when the server was started with connect info (tests through `app()`
+/// have none).
+struct ConnectInfoOpt(Option<SocketAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ConnectInfoOpt {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ConnectInfoOpt(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
+/// Which service a request is for, from its SigV4 credential scope
+/// (`Credential=<akid>/<date>/<region>/<service>/aws4_request`).
+fn scope_service(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let cred = auth.split("Credential=").nth(1)?;
+    let cred = cred.split([',', ' ']).next()?;
+    cred.split('/').nth(3)
+}
+
+fn auth_error(e: keyferry_sigv4::AuthError) -> ApiError {
+    ApiError {
+        status: StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+        code: e.code(),
+        message: Some(e.message()),
+    }
+}
+
+/// Authenticate a request: SigV4 over the signed headers, with a long-term access key or
+/// temporary credentials (`X-Amz-Security-Token`). Returns the principal.
+fn authenticate(
+    st: &AppState,
+    verifier: &Verifier,
+    signed: &SignedRequest<'_>,
+) -> Result<Arc<Principal>, Rejected> {
+    let now = time::OffsetDateTime::now_utc();
+    let token = signed
+        .headers
+        .get("x-amz-security-token")
+        .map(|v| v.to_str().unwrap_or(""));
+    let principal = std::cell::RefCell::new(None);
+    let session_error = std::cell::Cell::new(None);
+    let akid = verifier
+        .verify(signed, now, |akid| match token {
+            None => st.identities.access_key(akid).map(|k| {
+                *principal.borrow_mut() = Some(k.principal.clone());
+                k.secret.clone()
+            }),
+            Some(token) => {
+                let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+                match st.sts.session(&st.identities, akid, token, now_ms) {
+                    Ok((secret, p)) => {
+                        *principal.borrow_mut() = Some(p);
+                        Some(secret)
+                    }
+                    Err(e) => {
+                        session_error.set(Some(e));
+                        None
+                    }
+                }
+            }
+        })
+        .map_err(|e| match session_error.get() {
+            Some(s) => Rejected::Session(s),
+            None => Rejected::Auth(e),
+        })?;
+    match principal.into_inner() {
+        Some(p) if p.access_key_id == akid => Ok(p),
+        _ => Err(Rejected::Auth(keyferry_sigv4::AuthError::UnrecognizedClient)),
+    }
+}
+
+enum Rejected {
+    Auth(keyferry_sigv4::AuthError),
+    Session(sts::SessionError),
+}
+
+async fn handle_inner(
+    st: &Arc<AppState>,
+    req: Request<Body>,
+    peer: Option<SocketAddr>,
+    request_id: &str,
+) -> Result<Outcome, ApiError> {
     let (parts, body) = req.into_parts();
     // Cap the body before buffering it, and before authentication reads it.
     let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
@@ -71,19 +196,20 @@ async fn handle_inner(st: &Arc<AppState>, req: Request<Body>) -> Result<Vec<u8>,
         headers: &parts.headers,
         body: &body,
     };
-    let now = time::OffsetDateTime::now_utc();
-    st.verifier
-        .verify(&signed, now, |akid| {
-            st.credentials
-                .iter()
-                .find(|c| c.access_key_id == akid)
-                .map(|c| c.secret_access_key.clone())
-        })
-        .map_err(|e| ApiError {
-            status: StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
-            code: e.code(),
-            message: Some(e.message()),
-        })?;
+    if scope_service(&parts.headers) == Some("sts") {
+        return Ok(handle_sts(st, &signed, request_id));
+    }
+    let principal = authenticate(st, &st.verifier, &signed).map_err(|r| match r {
+        Rejected::Auth(e) => auth_error(e),
+        Rejected::Session(sts::SessionError::Expired) => ApiError::client(
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        ),
+        Rejected::Session(sts::SessionError::Invalid) => ApiError::client(
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ),
+    })?;
     if parts.method != Method::POST || parts.uri.path() != "/" {
         return Err(ApiError::client("UnknownOperationException", ""));
     }
@@ -95,14 +221,69 @@ async fn handle_inner(st: &Arc<AppState>, req: Request<Body>) -> Result<Vec<u8>,
     let Some(op) = target.strip_prefix(protocol::TARGET_PREFIX) else {
         return Err(ApiError::client("UnknownOperationException", ""));
     };
+    let cx = RequestContext {
+        principal,
+        region: st.verifier.region().to_string(),
+        source_ip: peer.map(|p| p.ip()),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        secure_transport: false,
+        request_id: request_id.to_string(),
+        touched: Default::default(),
+    };
     // A bug that panics answers 500 instead of dropping the connection.
-    match CatchUnwind(Box::pin(protocol::dispatch(&st.kms, op, &body))).await {
-        Ok(r) => r,
+    match CatchUnwind(Box::pin(protocol::dispatch(&st.kms, &cx, op, &body))).await {
+        Ok(r) => r.map(Outcome::Json),
         Err(()) => {
             tracing::error!(operation = op, "operation panicked");
             Err(ApiError::internal())
         }
     }
+}
+
+/// A successful answer: a KMS JSON body, or an STS XML document (success or error).
+enum Outcome {
+    Json(Vec<u8>),
+    Xml(u16, String),
+}
+
+/// An STS request (Query protocol): always an XML answer.
+fn handle_sts(st: &AppState, signed: &SignedRequest<'_>, request_id: &str) -> Outcome {
+    let answer = match authenticate(st, &st.sts_verifier, signed) {
+        Err(Rejected::Auth(e)) => {
+            let code = match e {
+                keyferry_sigv4::AuthError::UnrecognizedClient => "InvalidClientTokenId",
+                keyferry_sigv4::AuthError::InvalidSignature(_) => "SignatureDoesNotMatch",
+                keyferry_sigv4::AuthError::MissingAuthenticationToken => "MissingAuthenticationToken",
+                keyferry_sigv4::AuthError::IncompleteSignature(_) => "IncompleteSignature",
+            };
+            let status = if code == "IncompleteSignature" { 400 } else { 403 };
+            sts::error(status, code, &e.message(), request_id)
+        }
+        Err(Rejected::Session(sts::SessionError::Expired)) => sts::error(
+            400,
+            "ExpiredToken",
+            "The security token included in the request is expired",
+            request_id,
+        ),
+        Err(Rejected::Session(sts::SessionError::Invalid)) => sts::error(
+            403,
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.",
+            request_id,
+        ),
+        Ok(principal) => {
+            let mut params = sts::parse_form(signed.query.as_bytes());
+            params.extend(sts::parse_form(signed.body));
+            let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+            st.sts
+                .handle(&st.identities, &principal, &params, request_id, now_ms)
+        }
+    };
+    Outcome::Xml(answer.status, answer.body)
 }
 
 /// Polls a future and turns a panic inside it into `Err(())` (what `tokio::spawn` + `JoinError`
@@ -152,7 +333,10 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(running.listen).await?;
     let addr: SocketAddr = listener.local_addr()?;
     running.announce(addr);
-    axum::serve(listener, app(running.state))
+    axum::serve(
+        listener,
+        app(running.state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())

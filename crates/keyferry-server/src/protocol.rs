@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use keyferry_core::Kms;
+use keyferry_core::{Kms, RequestContext};
 use keyferry_types::{OPERATIONS, Violations};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -102,11 +102,11 @@ fn encode<T: Serialize>(resp: &T) -> Result<Vec<u8>, ApiError> {
 }
 
 macro_rules! dispatch_table {
-    ($kms:ident, $op:ident, $body:ident; $($name:literal => $method:ident),* $(,)?) => {
+    ($kms:ident, $cx:ident, $op:ident, $body:ident; $($name:literal => $method:ident),* $(,)?) => {
         match $op {
             $($name => {
                 let req = decode($body)?;
-                let resp = $kms.$method(req).await.map_err(ApiError::from)?;
+                let resp = $kms.$method($cx, req).await.map_err(ApiError::from)?;
                 encode(&resp)
             })*
             other if OPERATIONS.contains(&other) => Err(ApiError::client(
@@ -119,8 +119,13 @@ macro_rules! dispatch_table {
 }
 
 /// Run one operation on a JSON body; the response body on success.
-pub async fn dispatch(kms: &Arc<Kms>, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    dispatch_table!(kms, op, body;
+pub async fn dispatch(
+    kms: &Arc<Kms>,
+    cx: &RequestContext,
+    op: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    dispatch_table!(kms, cx, op, body;
         "CancelKeyDeletion" => cancel_key_deletion,
         "CreateAlias" => create_alias,
         "CreateKey" => create_key,

@@ -11,9 +11,8 @@ use http::{Request, StatusCode};
 use keyferry_core::clock::Clock;
 use keyferry_core::{Config, Kms};
 use keyferry_crypto::seal::RootKey;
-use keyferry_server::config::Credential;
-use keyferry_server::{AppState, app};
-use keyferry_sigv4::{Credentials, SecretKey, Verifier};
+use keyferry_server::{AppState, Identities, app};
+use keyferry_sigv4::{Credentials, SecretKey};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -48,14 +47,11 @@ impl Api {
             ..Config::default()
         };
         let kms = Kms::new(cfg, store, &root, clock.clone());
-        let state = Arc::new(AppState {
-            kms: kms.clone(),
-            verifier: Verifier::new("us-east-1", "kms"),
-            credentials: vec![Credential {
-                access_key_id: "AKIDTEST".into(),
-                secret_access_key: SecretKey::new("s3cret"),
-            }],
-        });
+        let mut identities = Identities::new();
+        identities
+            .add_root("111122223333", "AKIDTEST", SecretKey::new("s3cret"))
+            .unwrap();
+        let state = Arc::new(AppState::new(kms.clone(), identities, &root));
         Api {
             router: app(state),
             clock,

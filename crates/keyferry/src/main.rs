@@ -57,6 +57,12 @@ struct ServeArgs {
     /// generation (RSA_4096: hundreds of milliseconds). Size it for the largest import batch.
     #[arg(long, default_value_t = 4)]
     wrapping_pool_size: usize,
+    /// Identities file (TOML, mode 0600): accounts, IAM users and roles, their access keys and
+    /// identity policies (see the README). Without it, KEYFERRY_ACCESS_KEY_ID and
+    /// KEYFERRY_SECRET_ACCESS_KEY are the root of KEYFERRY_ACCOUNT_ID (or the development
+    /// credential on loopback).
+    #[arg(long, env = "KEYFERRY_IDENTITIES")]
+    identities: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -104,6 +110,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.root_key_file = args.root_key_file;
     cfg.cache_ttl = Duration::from_millis(args.cache_ttl_ms);
     cfg.wrapping_pool_size = args.wrapping_pool_size;
+    cfg.identities_file = args.identities;
     cfg.credential = match (
         std::env::var("KEYFERRY_ACCESS_KEY_ID").ok(),
         std::env::var("KEYFERRY_SECRET_ACCESS_KEY").ok(),

@@ -4,16 +4,34 @@ use keyferry_types::*;
 
 use super::{not_pending_deletion, ts, validation};
 use crate::KmsError;
+use crate::authz::{self, Ask};
+use crate::context::RequestContext;
 use crate::kms::Kms;
+use crate::record::alias_arn;
 use crate::store::{AliasRow, StoreError};
 
 impl Kms {
-    pub async fn create_alias(&self, req: CreateAliasRequest) -> Result<(), KmsError> {
+    pub async fn create_alias(
+        &self,
+        cx: &RequestContext,
+        req: CreateAliasRequest,
+    ) -> Result<(), KmsError> {
         check_alias_name(&req.alias_name)?;
-        let target = self.resolve(&req.target_key_id, false).await?;
+        let (account, region) = (cx.account(), cx.region.as_str());
+        let target = self
+            .key(cx, &req.target_key_id, &authz::CREATE_ALIAS, Ask::none())
+            .await?;
+        self.authorize_identity(
+            cx,
+            "kms:CreateAlias",
+            &alias_arn(region, account, &req.alias_name),
+            Ask::none(),
+        )?;
         not_pending_deletion(&target)?;
         let now = self.now_ms();
         let row = AliasRow {
+            account: account.to_string(),
+            region: region.to_string(),
             name: req.alias_name.clone(),
             target_key_id: target.key_id.clone(),
             creation_ms: now,
@@ -23,53 +41,101 @@ impl Kms {
             Ok(()) => Ok(()),
             Err(StoreError::AlreadyExists) => Err(KmsError::AlreadyExists(format!(
                 "An alias with the name {} already exists",
-                self.alias_arn(&req.alias_name)
+                alias_arn(region, account, &req.alias_name)
             ))),
             Err(e) => Err(e.into()),
         }
     }
 
-    pub async fn update_alias(&self, req: UpdateAliasRequest) -> Result<(), KmsError> {
+    pub async fn update_alias(
+        &self,
+        cx: &RequestContext,
+        req: UpdateAliasRequest,
+    ) -> Result<(), KmsError> {
         check_alias_name(&req.alias_name)?;
-        let target = self.resolve(&req.target_key_id, false).await?;
+        let (account, region) = (cx.account(), cx.region.as_str());
+        let target = self
+            .key(cx, &req.target_key_id, &authz::UPDATE_ALIAS, Ask::none())
+            .await?;
         not_pending_deletion(&target)?;
-        let Some(current) = self.store.get_alias(&req.alias_name).await? else {
-            return Err(self.alias_not_found(&req.alias_name));
+        let Some(current) = self
+            .store
+            .get_alias(account, region, &req.alias_name)
+            .await?
+        else {
+            return Err(alias_not_found(cx, &req.alias_name));
         };
-        if let Ok(old) = self.load(&current.target_key_id).await
-            && (old.key_spec != target.key_spec || old.key_usage != target.key_usage)
-        {
-            return Err(validation(format!(
-                "Alias {} cannot be changed to a key of another key spec or key usage.",
-                self.alias_arn(&req.alias_name)
-            )));
+        self.authorize_identity(
+            cx,
+            "kms:UpdateAlias",
+            &alias_arn(region, account, &req.alias_name),
+            Ask::none(),
+        )?;
+        if let Ok(old) = self.load(&current.target_key_id).await {
+            self.authorize(cx, &old, &authz::UPDATE_ALIAS, &Ask::none())
+                .await?;
+            if old.key_spec != target.key_spec || old.key_usage != target.key_usage {
+                return Err(validation(format!(
+                    "Alias {} cannot be changed to a key of another key spec or key usage.",
+                    alias_arn(region, account, &req.alias_name)
+                )));
+            }
         }
-        self.forget_alias(&req.alias_name);
+        self.forget_alias(account, region, &req.alias_name);
         if !self
             .store
-            .update_alias(&req.alias_name, &target.key_id, self.now_ms())
+            .update_alias(account, region, &req.alias_name, &target.key_id, self.now_ms())
             .await?
         {
-            return Err(self.alias_not_found(&req.alias_name));
+            return Err(alias_not_found(cx, &req.alias_name));
         }
         Ok(())
     }
 
-    pub async fn delete_alias(&self, req: DeleteAliasRequest) -> Result<(), KmsError> {
+    pub async fn delete_alias(
+        &self,
+        cx: &RequestContext,
+        req: DeleteAliasRequest,
+    ) -> Result<(), KmsError> {
         check_alias_name(&req.alias_name)?;
-        self.forget_alias(&req.alias_name);
-        if !self.store.delete_alias(&req.alias_name).await? {
-            return Err(self.alias_not_found(&req.alias_name));
+        let (account, region) = (cx.account(), cx.region.as_str());
+        let Some(current) = self
+            .store
+            .get_alias(account, region, &req.alias_name)
+            .await?
+        else {
+            return Err(alias_not_found(cx, &req.alias_name));
+        };
+        self.authorize_identity(
+            cx,
+            "kms:DeleteAlias",
+            &alias_arn(region, account, &req.alias_name),
+            Ask::none(),
+        )?;
+        if let Ok(key) = self.load(&current.target_key_id).await {
+            self.authorize(cx, &key, &authz::DELETE_ALIAS, &Ask::none())
+                .await?;
+        }
+        self.forget_alias(account, region, &req.alias_name);
+        if !self
+            .store
+            .delete_alias(account, region, &req.alias_name)
+            .await?
+        {
+            return Err(alias_not_found(cx, &req.alias_name));
         }
         Ok(())
     }
 
     pub async fn list_aliases(
         &self,
+        cx: &RequestContext,
         req: ListAliasesRequest,
     ) -> Result<ListAliasesResponse, KmsError> {
+        self.authorize_identity(cx, "kms:ListAliases", "*", Ask::none())?;
+        let (account, region) = (cx.account(), cx.region.as_str());
         let key_id = match &req.key_id {
-            Some(k) => Some(self.resolve_id(k, false).await?),
+            Some(k) => Some(self.resolve_id(cx, k, false).await?.0),
             None => None,
         };
         let limit = req.limit.unwrap_or(100) as u32;
@@ -82,7 +148,13 @@ impl Kms {
         }
         let mut rows = self
             .store
-            .list_aliases(key_id.as_deref(), req.marker.as_deref(), limit + 1)
+            .list_aliases(
+                account,
+                region,
+                key_id.as_deref(),
+                req.marker.as_deref(),
+                limit + 1,
+            )
             .await?;
         let truncated = rows.len() > limit as usize;
         rows.truncate(limit as usize);
@@ -95,7 +167,7 @@ impl Kms {
             aliases: Some(
                 rows.into_iter()
                     .map(|r| AliasListEntry {
-                        alias_arn: Some(self.alias_arn(&r.name)),
+                        alias_arn: Some(alias_arn(region, account, &r.name)),
                         alias_name: Some(r.name),
                         target_key_id: Some(r.target_key_id),
                         creation_date: Some(ts(r.creation_ms)),
@@ -106,10 +178,13 @@ impl Kms {
             truncated: Some(truncated),
         })
     }
+}
 
-    fn alias_not_found(&self, alias: &str) -> KmsError {
-        KmsError::NotFound(format!("Alias {} is not found.", self.alias_arn(alias)))
-    }
+fn alias_not_found(cx: &RequestContext, alias: &str) -> KmsError {
+    KmsError::NotFound(format!(
+        "Alias {} is not found.",
+        alias_arn(&cx.region, cx.account(), alias)
+    ))
 }
 
 fn check_alias_name(name: &str) -> Result<(), KmsError> {

@@ -5,6 +5,8 @@ use keyferry_types::*;
 
 use super::{is_hmac, mac_algorithm, validation};
 use crate::KmsError;
+use crate::authz::{self, Access, Ask};
+use crate::context::RequestContext;
 use crate::kms::{Kms, Unsealed, state_error};
 use crate::record::KeyRecord;
 
@@ -55,8 +57,16 @@ impl Kms {
         self.unsealed(rec, m)
     }
 
-    pub async fn sign(&self, req: SignRequest) -> Result<SignResponse, KmsError> {
-        let rec = self.resolve(&req.key_id, true).await?;
+    pub async fn sign(
+        &self,
+        cx: &RequestContext,
+        req: SignRequest,
+    ) -> Result<SignResponse, KmsError> {
+        let ask = Ask::none()
+            .string("kms:SigningAlgorithm", req.signing_algorithm)
+            .string("kms:MessageType", req.message_type.unwrap_or(MessageType::RAW))
+            .tokens(req.grant_tokens.as_deref());
+        let rec = self.key(cx, &req.key_id, &authz::SIGN, ask).await?;
         self.require_enabled(&rec)?;
         self.require_usage(&rec, KeyUsageType::SIGN_VERIFY, "Sign")?;
         check_signing_alg(&rec, req.signing_algorithm)?;
@@ -77,8 +87,16 @@ impl Kms {
         })
     }
 
-    pub async fn verify(&self, req: VerifyRequest) -> Result<VerifyResponse, KmsError> {
-        let rec = self.resolve(&req.key_id, true).await?;
+    pub async fn verify(
+        &self,
+        cx: &RequestContext,
+        req: VerifyRequest,
+    ) -> Result<VerifyResponse, KmsError> {
+        let ask = Ask::none()
+            .string("kms:SigningAlgorithm", req.signing_algorithm)
+            .string("kms:MessageType", req.message_type.unwrap_or(MessageType::RAW))
+            .tokens(req.grant_tokens.as_deref());
+        let rec = self.key(cx, &req.key_id, &authz::VERIFY, ask).await?;
         self.require_enabled(&rec)?;
         self.require_usage(&rec, KeyUsageType::SIGN_VERIFY, "Verify")?;
         check_signing_alg(&rec, req.signing_algorithm)?;
@@ -109,9 +127,13 @@ impl Kms {
 
     pub async fn get_public_key(
         &self,
+        cx: &RequestContext,
         req: GetPublicKeyRequest,
     ) -> Result<GetPublicKeyResponse, KmsError> {
-        let rec = self.resolve(&req.key_id, true).await?;
+        let ask = Ask::none().tokens(req.grant_tokens.as_deref());
+        let rec = self
+            .key(cx, &req.key_id, &authz::GET_PUBLIC_KEY, ask)
+            .await?;
         if rec.key_spec == KeySpec::SYMMETRIC_DEFAULT || is_hmac(rec.key_spec) {
             return Err(KmsError::UnsupportedOperation(format!(
                 "{} key spec is {} which is not valid for GetPublicKey.",
@@ -141,9 +163,13 @@ impl Kms {
 
     pub async fn generate_mac(
         &self,
+        cx: &RequestContext,
         req: GenerateMacRequest,
     ) -> Result<GenerateMacResponse, KmsError> {
-        let rec = self.resolve(&req.key_id, true).await?;
+        let ask = Ask::none()
+            .string("kms:MacAlgorithm", req.mac_algorithm)
+            .tokens(req.grant_tokens.as_deref());
+        let rec = self.key(cx, &req.key_id, &authz::GENERATE_MAC, ask).await?;
         self.require_enabled(&rec)?;
         self.require_usage(&rec, KeyUsageType::GENERATE_VERIFY_MAC, "GenerateMac")?;
         check_mac_alg(&rec, req.mac_algorithm)?;
@@ -159,8 +185,15 @@ impl Kms {
         })
     }
 
-    pub async fn verify_mac(&self, req: VerifyMacRequest) -> Result<VerifyMacResponse, KmsError> {
-        let rec = self.resolve(&req.key_id, true).await?;
+    pub async fn verify_mac(
+        &self,
+        cx: &RequestContext,
+        req: VerifyMacRequest,
+    ) -> Result<VerifyMacResponse, KmsError> {
+        let ask = Ask::none()
+            .string("kms:MacAlgorithm", req.mac_algorithm)
+            .tokens(req.grant_tokens.as_deref());
+        let rec = self.key(cx, &req.key_id, &authz::VERIFY_MAC, ask).await?;
         self.require_enabled(&rec)?;
         self.require_usage(&rec, KeyUsageType::GENERATE_VERIFY_MAC, "VerifyMac")?;
         check_mac_alg(&rec, req.mac_algorithm)?;
@@ -186,6 +219,7 @@ impl Kms {
 
     pub async fn generate_data_key_pair(
         &self,
+        cx: &RequestContext,
         req: GenerateDataKeyPairRequest,
     ) -> Result<GenerateDataKeyPairResponse, KmsError> {
         if req.recipient.is_some() {
@@ -195,10 +229,11 @@ impl Kms {
         }
         let (rec, private, public, blob, material) = self
             .data_key_pair(
+                cx,
                 &req.key_id,
                 req.key_pair_spec,
                 req.encryption_context.as_ref(),
-                "GenerateDataKeyPair",
+                (&authz::GENERATE_DATA_KEY_PAIR, req.grant_tokens.as_deref()),
             )
             .await?;
         dry_run(req.dry_run)?;
@@ -215,14 +250,19 @@ impl Kms {
 
     pub async fn generate_data_key_pair_without_plaintext(
         &self,
+        cx: &RequestContext,
         req: GenerateDataKeyPairWithoutPlaintextRequest,
     ) -> Result<GenerateDataKeyPairWithoutPlaintextResponse, KmsError> {
         let (rec, _private, public, blob, material) = self
             .data_key_pair(
+                cx,
                 &req.key_id,
                 req.key_pair_spec,
                 req.encryption_context.as_ref(),
-                "GenerateDataKeyPairWithoutPlaintext",
+                (
+                    &authz::GENERATE_DATA_KEY_PAIR_WITHOUT_PLAINTEXT,
+                    req.grant_tokens.as_deref(),
+                ),
             )
             .await?;
         dry_run(req.dry_run)?;
@@ -238,10 +278,11 @@ impl Kms {
     #[allow(clippy::type_complexity)]
     async fn data_key_pair(
         &self,
+        cx: &RequestContext,
         key_id: &str,
         spec: DataKeyPairSpec,
         ctx: Option<&std::collections::BTreeMap<String, String>>,
-        op: &str,
+        (access, grant_tokens): (&Access, Option<&[String]>),
     ) -> Result<
         (
             std::sync::Arc<KeyRecord>,
@@ -252,7 +293,16 @@ impl Kms {
         ),
         KmsError,
     > {
-        let rec = self.resolve(key_id, true).await?;
+        let op = super::symmetric::op_name(access);
+        let ask = Ask::none()
+            .string("kms:DataKeyPairSpec", spec)
+            .string(
+                "kms:EncryptionAlgorithm",
+                EncryptionAlgorithmSpec::SYMMETRIC_DEFAULT,
+            )
+            .context(ctx)
+            .tokens(grant_tokens);
+        let rec = self.key(cx, key_id, access, ask).await?;
         self.require_enabled(&rec)?;
         self.require_usage(&rec, KeyUsageType::ENCRYPT_DECRYPT, op)?;
         if rec.key_spec != KeySpec::SYMMETRIC_DEFAULT {

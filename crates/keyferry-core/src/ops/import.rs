@@ -9,6 +9,8 @@ use keyferry_types::*;
 
 use super::{is_hmac, ts, validation};
 use crate::KmsError;
+use crate::authz::{self, Ask};
+use crate::context::RequestContext;
 use crate::import_token::{ImportToken, TokenCache, open_token, seal_token};
 use crate::kms::{DAY_MS, Kms, state_error};
 use crate::record::{KeyRecord, MaterialRecord};
@@ -99,9 +101,15 @@ fn check_wrapping(
 impl Kms {
     pub async fn get_parameters_for_import(
         &self,
+        cx: &RequestContext,
         req: GetParametersForImportRequest,
     ) -> Result<GetParametersForImportResponse, KmsError> {
-        let rec = self.resolve(&req.key_id, false).await?;
+        let ask = Ask::none()
+            .string("kms:WrappingAlgorithm", req.wrapping_algorithm)
+            .string("kms:WrappingKeySpec", req.wrapping_key_spec);
+        let rec = self
+            .key(cx, &req.key_id, &authz::GET_PARAMETERS_FOR_IMPORT, ask)
+            .await?;
         if rec.origin != OriginType::EXTERNAL {
             return Err(unsupported_origin(&rec));
         }
@@ -132,6 +140,7 @@ impl Kms {
 
     pub async fn import_key_material(
         &self,
+        cx: &RequestContext,
         req: ImportKeyMaterialRequest,
     ) -> Result<ImportKeyMaterialResponse, KmsError> {
         // 1. The request itself.
@@ -192,7 +201,13 @@ impl Kms {
         }
 
         // 2. The key.
-        let rec = self.resolve(&req.key_id, false).await?;
+        let mut ask = Ask::none().string("kms:ExpirationModel", model);
+        if let Some(t) = valid_to_ms {
+            ask = ask.with("kms:ValidTo", keyferry_policy::Value::Date(t));
+        }
+        let rec = self
+            .key(cx, &req.key_id, &authz::IMPORT_KEY_MATERIAL, ask)
+            .await?;
         if rec.origin != OriginType::EXTERNAL {
             return Err(unsupported_origin(&rec));
         }
@@ -348,9 +363,14 @@ impl Kms {
 
     pub async fn delete_imported_key_material(
         &self,
+        cx: &RequestContext,
         req: DeleteImportedKeyMaterialRequest,
     ) -> Result<DeleteImportedKeyMaterialResponse, KmsError> {
-        let id = self.resolve_id(&req.key_id, false).await?;
+        let id = self
+            .key(cx, &req.key_id, &authz::DELETE_IMPORTED_KEY_MATERIAL, Ask::none())
+            .await?
+            .key_id
+            .clone();
         let (deleted, rec) = self
             .mutate(&id, |rec| {
                 if rec.origin != OriginType::EXTERNAL {

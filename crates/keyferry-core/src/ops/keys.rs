@@ -8,11 +8,18 @@ use keyferry_types::*;
 
 use super::{is_hmac, mac_algorithm, not_pending_deletion, ts, validation};
 use crate::KmsError;
+use crate::authz::{self, Ask};
+use keyferry_policy::Value;
+use crate::context::RequestContext;
 use crate::kms::{DAY_MS, Kms, is_key_id, state_error};
 use crate::record::{KeyRecord, MaterialRecord, RECORD_FORMAT};
 
 impl Kms {
-    pub async fn create_key(&self, req: CreateKeyRequest) -> Result<CreateKeyResponse, KmsError> {
+    pub async fn create_key(
+        &self,
+        cx: &RequestContext,
+        req: CreateKeyRequest,
+    ) -> Result<CreateKeyResponse, KmsError> {
         let spec = match (req.key_spec, req.customer_master_key_spec) {
             (Some(_), Some(_)) => {
                 return Err(validation(
@@ -50,24 +57,46 @@ impl Kms {
                 "Keyferry does not provide custom key stores.".into(),
             ));
         }
-        let policy = match req.policy {
-            Some(p) => {
-                super::policy_tags::check_policy(&p)?;
-                p
-            }
-            None => self.default_policy(),
-        };
         let tags =
             super::policy_tags::check_tags(req.tags.as_deref().unwrap_or(&[]), BTreeMap::new())?;
         let multi_region = req.multi_region.unwrap_or(false);
+        let bypass = req.bypass_policy_lockout_safety_check.unwrap_or(false);
+        let mut ask = Ask::none()
+            .string("kms:KeySpec", spec)
+            .string("kms:CustomerMasterKeySpec", spec)
+            .string("kms:KeyUsage", usage)
+            .string("kms:CustomerMasterKeyUsage", usage)
+            .string("kms:KeyOrigin", origin)
+            .with("kms:MultiRegion", Value::Bool(multi_region))
+            .with("kms:BypassPolicyLockoutSafetyCheck", Value::Bool(bypass));
+        if multi_region {
+            ask = ask.string("kms:MultiRegionKeyType", "PRIMARY");
+        }
+        let tags_asked = super::policy_tags::tag_conditions(ask, req.tags.as_deref().unwrap_or(&[]));
+        self.authorize_account(cx, "kms:CreateKey", tags_asked)?;
         let key_id = new_key_id(multi_region);
+        let account = cx.account().to_string();
+        let policy = match req.policy {
+            Some(p) => {
+                let compiled = self.parse_key_policy(&p)?;
+                if !bypass {
+                    self.check_lockout(
+                        cx,
+                        &compiled,
+                        &crate::record::key_arn(&cx.region, &account, &key_id),
+                    )?;
+                }
+                p
+            }
+            None => default_policy_for(&account),
+        };
         let now = self.now_ms();
 
         let mut rec = KeyRecord {
             format: RECORD_FORMAT,
             key_id: key_id.clone(),
-            account: self.cfg.account_id.clone(),
-            region: self.cfg.region.clone(),
+            account,
+            region: cx.region.clone(),
             creation_ms: now,
             description: req.description.unwrap_or_default(),
             key_spec: spec,
@@ -85,6 +114,7 @@ impl Kms {
             on_demand_rotations: 0,
             public_key: None,
             materials: Vec::new(),
+            compiled: Default::default(),
         };
         if origin == OriginType::EXTERNAL {
             rec.state = KeyState::PendingImport;
@@ -119,15 +149,22 @@ impl Kms {
 
     pub async fn describe_key(
         &self,
+        cx: &RequestContext,
         req: DescribeKeyRequest,
     ) -> Result<DescribeKeyResponse, KmsError> {
-        let rec = self.resolve(&req.key_id, true).await?;
+        let rec = self
+            .key(cx, &req.key_id, &authz::DESCRIBE_KEY, Ask::none())
+            .await?;
         Ok(DescribeKeyResponse {
             key_metadata: Some(self.metadata(&rec)),
         })
     }
 
-    pub async fn list_keys(&self, req: ListKeysRequest) -> Result<ListKeysResponse, KmsError> {
+    pub async fn list_keys(
+        &self,
+        cx: &RequestContext,
+        req: ListKeysRequest,
+    ) -> Result<ListKeysResponse, KmsError> {
         let limit = req.limit.unwrap_or(100) as u32;
         if let Some(m) = &req.marker
             && !is_key_id(m)
@@ -136,9 +173,10 @@ impl Kms {
                 "Could not deserialize marker".into(),
             ));
         }
+        self.authorize_account(cx, "kms:ListKeys", Ask::none())?;
         let mut ids = self
             .store
-            .list_key_ids(req.marker.as_deref(), limit + 1)
+            .list_key_ids(cx.account(), &cx.region, req.marker.as_deref(), limit + 1)
             .await?;
         let truncated = ids.len() > limit as usize;
         ids.truncate(limit as usize);
@@ -147,7 +185,7 @@ impl Kms {
             keys: Some(
                 ids.into_iter()
                     .map(|id| KeyListEntry {
-                        key_arn: Some(self.arn(&id)),
+                        key_arn: Some(crate::record::key_arn(&cx.region, cx.account(), &id)),
                         key_id: Some(id),
                     })
                     .collect(),
@@ -157,8 +195,16 @@ impl Kms {
         })
     }
 
-    pub async fn enable_key(&self, req: EnableKeyRequest) -> Result<(), KmsError> {
-        let id = self.resolve_id(&req.key_id, false).await?;
+    pub async fn enable_key(
+        &self,
+        cx: &RequestContext,
+        req: EnableKeyRequest,
+    ) -> Result<(), KmsError> {
+        let id = self
+            .key(cx, &req.key_id, &authz::ENABLE_KEY, Ask::none())
+            .await?
+            .key_id
+            .clone();
         self.mutate(&id, |rec| match rec.state {
             KeyState::Enabled | KeyState::Disabled => {
                 rec.state = KeyState::Enabled;
@@ -170,8 +216,16 @@ impl Kms {
         Ok(())
     }
 
-    pub async fn disable_key(&self, req: DisableKeyRequest) -> Result<(), KmsError> {
-        let id = self.resolve_id(&req.key_id, false).await?;
+    pub async fn disable_key(
+        &self,
+        cx: &RequestContext,
+        req: DisableKeyRequest,
+    ) -> Result<(), KmsError> {
+        let id = self
+            .key(cx, &req.key_id, &authz::DISABLE_KEY, Ask::none())
+            .await?
+            .key_id
+            .clone();
         self.mutate(&id, |rec| match rec.state {
             KeyState::Enabled | KeyState::Disabled => {
                 rec.state = KeyState::Disabled;
@@ -185,15 +239,24 @@ impl Kms {
 
     pub async fn schedule_key_deletion(
         &self,
+        cx: &RequestContext,
         req: ScheduleKeyDeletionRequest,
     ) -> Result<ScheduleKeyDeletionResponse, KmsError> {
-        let id = self.resolve_id(&req.key_id, false).await?;
         let days = req.pending_window_in_days.unwrap_or(30);
         if !(7..=30).contains(&days) {
             return Err(validation(format!(
                 "1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30"
             )));
         }
+        let ask = Ask::none().with(
+            "kms:ScheduleKeyDeletionPendingWindowInDays",
+            Value::Number(days as f64),
+        );
+        let id = self
+            .key(cx, &req.key_id, &authz::SCHEDULE_KEY_DELETION, ask)
+            .await?
+            .key_id
+            .clone();
         let now = self.now_ms();
         let (_, rec) = self
             .mutate(&id, |rec| {
@@ -214,9 +277,14 @@ impl Kms {
 
     pub async fn cancel_key_deletion(
         &self,
+        cx: &RequestContext,
         req: CancelKeyDeletionRequest,
     ) -> Result<CancelKeyDeletionResponse, KmsError> {
-        let id = self.resolve_id(&req.key_id, false).await?;
+        let id = self
+            .key(cx, &req.key_id, &authz::CANCEL_KEY_DELETION, Ask::none())
+            .await?
+            .key_id
+            .clone();
         let (_, rec) = self
             .mutate(&id, |rec| {
                 if rec.state != KeyState::PendingDeletion {
@@ -244,9 +312,14 @@ impl Kms {
 
     pub async fn update_key_description(
         &self,
+        cx: &RequestContext,
         req: UpdateKeyDescriptionRequest,
     ) -> Result<(), KmsError> {
-        let id = self.resolve_id(&req.key_id, false).await?;
+        let id = self
+            .key(cx, &req.key_id, &authz::UPDATE_KEY_DESCRIPTION, Ask::none())
+            .await?
+            .key_id
+            .clone();
         self.mutate(&id, |rec| {
             not_pending_deletion(rec)?;
             rec.description = req.description.clone();
@@ -329,7 +402,12 @@ impl Kms {
         }
     }
 
-    pub(crate) fn default_policy(&self) -> String {
+}
+
+/// The key policy CreateKey attaches when none is given: the account principal may do
+/// everything, which delegates access to the account's IAM policies.
+pub(crate) fn default_policy_for(account: &str) -> String {
+    {
         format!(
             r#"{{
   "Version" : "2012-10-17",
@@ -344,7 +422,7 @@ impl Kms {
     "Resource" : "*"
   }} ]
 }}"#,
-            self.cfg.account_id
+            account
         )
     }
 }

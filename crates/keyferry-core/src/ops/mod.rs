@@ -3,11 +3,14 @@
 
 mod aliases;
 mod asymmetric;
+mod grants;
 mod import;
 mod keys;
 mod policy_tags;
 mod rotation;
 mod symmetric;
+
+pub(crate) use keys::default_policy_for;
 
 use keyferry_types::{KeySpec, KeyState, MacAlgorithmSpec, Timestamp};
 

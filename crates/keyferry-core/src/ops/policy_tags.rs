@@ -1,4 +1,4 @@
-//! Key policies (stored and returned; not yet enforced) and tags.
+//! Key policies (validated, then enforced by `authz.rs`) and tags.
 
 use std::collections::BTreeMap;
 
@@ -6,6 +6,9 @@ use keyferry_types::*;
 
 use super::not_pending_deletion;
 use crate::KmsError;
+use crate::authz::{self, Ask};
+use keyferry_policy::Value;
+use crate::context::RequestContext;
 use crate::kms::Kms;
 
 const MAX_TAGS: usize = 50;
@@ -13,10 +16,13 @@ const MAX_TAGS: usize = 50;
 impl Kms {
     pub async fn get_key_policy(
         &self,
+        cx: &RequestContext,
         req: GetKeyPolicyRequest,
     ) -> Result<GetKeyPolicyResponse, KmsError> {
         let name = req.policy_name.unwrap_or_else(|| "default".into());
-        let rec = self.resolve(&req.key_id, false).await?;
+        let rec = self
+            .key(cx, &req.key_id, &authz::GET_KEY_POLICY, Ask::none())
+            .await?;
         check_policy_name(&name)?;
         Ok(GetKeyPolicyResponse {
             policy: Some(rec.policy.clone()),
@@ -24,10 +30,22 @@ impl Kms {
         })
     }
 
-    pub async fn put_key_policy(&self, req: PutKeyPolicyRequest) -> Result<(), KmsError> {
-        let id = self.resolve_id(&req.key_id, false).await?;
+    pub async fn put_key_policy(
+        &self,
+        cx: &RequestContext,
+        req: PutKeyPolicyRequest,
+    ) -> Result<(), KmsError> {
+        let bypass = req.bypass_policy_lockout_safety_check.unwrap_or(false);
+        let ask = Ask::none().with("kms:BypassPolicyLockoutSafetyCheck", Value::Bool(bypass));
+        let key = self
+            .key(cx, &req.key_id, &authz::PUT_KEY_POLICY, ask)
+            .await?;
+        let id = key.key_id.clone();
         check_policy_name(req.policy_name.as_deref().unwrap_or("default"))?;
-        check_policy(&req.policy)?;
+        let compiled = self.parse_key_policy(&req.policy)?;
+        if !bypass {
+            self.check_lockout(cx, &compiled, &key.arn())?;
+        }
         self.mutate(&id, |rec| {
             not_pending_deletion(rec)?;
             rec.policy = req.policy.clone();
@@ -39,9 +57,12 @@ impl Kms {
 
     pub async fn list_key_policies(
         &self,
+        cx: &RequestContext,
         req: ListKeyPoliciesRequest,
     ) -> Result<ListKeyPoliciesResponse, KmsError> {
-        self.resolve(&req.key_id, false).await?;
+        self
+            .key(cx, &req.key_id, &authz::LIST_KEY_POLICIES, Ask::none())
+            .await?;
         Ok(ListKeyPoliciesResponse {
             policy_names: Some(vec!["default".into()]),
             next_marker: None,
@@ -49,8 +70,17 @@ impl Kms {
         })
     }
 
-    pub async fn tag_resource(&self, req: TagResourceRequest) -> Result<(), KmsError> {
-        let id = self.resolve_id(&req.key_id, false).await?;
+    pub async fn tag_resource(
+        &self,
+        cx: &RequestContext,
+        req: TagResourceRequest,
+    ) -> Result<(), KmsError> {
+        let ask = tag_conditions(Ask::none(), &req.tags);
+        let id = self
+            .key(cx, &req.key_id, &authz::TAG_RESOURCE, ask)
+            .await?
+            .key_id
+            .clone();
         self.mutate(&id, |rec| {
             not_pending_deletion(rec)?;
             rec.tags = check_tags(&req.tags, rec.tags.clone())?;
@@ -60,8 +90,17 @@ impl Kms {
         Ok(())
     }
 
-    pub async fn untag_resource(&self, req: UntagResourceRequest) -> Result<(), KmsError> {
-        let id = self.resolve_id(&req.key_id, false).await?;
+    pub async fn untag_resource(
+        &self,
+        cx: &RequestContext,
+        req: UntagResourceRequest,
+    ) -> Result<(), KmsError> {
+        let ask = Ask::none().with("aws:TagKeys", Value::Strings(req.tag_keys.clone()));
+        let id = self
+            .key(cx, &req.key_id, &authz::UNTAG_RESOURCE, ask)
+            .await?
+            .key_id
+            .clone();
         self.mutate(&id, |rec| {
             not_pending_deletion(rec)?;
             for k in &req.tag_keys {
@@ -75,9 +114,12 @@ impl Kms {
 
     pub async fn list_resource_tags(
         &self,
+        cx: &RequestContext,
         req: ListResourceTagsRequest,
     ) -> Result<ListResourceTagsResponse, KmsError> {
-        let rec = self.resolve(&req.key_id, false).await?;
+        let rec = self
+            .key(cx, &req.key_id, &authz::LIST_RESOURCE_TAGS, Ask::none())
+            .await?;
         let limit = req.limit.unwrap_or(50) as usize;
         let after = req.marker.as_deref();
         let mut tags: Vec<Tag> = rec
@@ -112,17 +154,21 @@ fn check_policy_name(name: &str) -> Result<(), KmsError> {
     }
 }
 
-/// A key policy must be a JSON object with a `Statement`.
-pub(crate) fn check_policy(policy: &str) -> Result<(), KmsError> {
-    let v: serde_json::Value = serde_json::from_str(policy).map_err(|_| {
-        KmsError::MalformedPolicyDocument("The new key policy is not valid JSON.".into())
-    })?;
-    match v.as_object() {
-        Some(o) if o.contains_key("Statement") => Ok(()),
-        _ => Err(KmsError::MalformedPolicyDocument(
-            "The new key policy must be a JSON object with a Statement.".into(),
-        )),
+/// `aws:RequestTag/<k>` and `aws:TagKeys` for a request that sets tags.
+pub(crate) fn tag_conditions<'a>(mut ask: Ask<'a>, tags: &[Tag]) -> Ask<'a> {
+    if tags.is_empty() {
+        return ask;
     }
+    for t in tags {
+        ask = ask.with(
+            format!("aws:RequestTag/{}", t.tag_key),
+            Value::String(t.tag_value.clone()),
+        );
+    }
+    ask.with(
+        "aws:TagKeys",
+        Value::Strings(tags.iter().map(|t| t.tag_key.clone()).collect()),
+    )
 }
 
 /// Merge `new` tags into `existing`, enforcing AWS's tag rules.

@@ -5,6 +5,8 @@ use keyferry_types::*;
 
 use super::{ts, validation};
 use crate::KmsError;
+use crate::authz::{self, Ask};
+use crate::context::RequestContext;
 use crate::kms::{DAY_MS, Kms, state_error};
 use crate::record::KeyRecord;
 
@@ -35,9 +37,21 @@ fn check_auto_rotatable(rec: &KeyRecord) -> Result<(), KmsError> {
 }
 
 impl Kms {
-    pub async fn enable_key_rotation(&self, req: EnableKeyRotationRequest) -> Result<(), KmsError> {
-        let id = self.resolve_id(&req.key_id, false).await?;
+    pub async fn enable_key_rotation(
+        &self,
+        cx: &RequestContext,
+        req: EnableKeyRotationRequest,
+    ) -> Result<(), KmsError> {
         let period = req.rotation_period_in_days.unwrap_or(365);
+        let ask = Ask::none().with(
+            "kms:RotationPeriodInDays",
+            keyferry_policy::Value::Number(period as f64),
+        );
+        let id = self
+            .key(cx, &req.key_id, &authz::ENABLE_KEY_ROTATION, ask)
+            .await?
+            .key_id
+            .clone();
         let now = self.now_ms();
         self.mutate(&id, |rec| {
             check_auto_rotatable(rec)?;
@@ -52,9 +66,14 @@ impl Kms {
 
     pub async fn disable_key_rotation(
         &self,
+        cx: &RequestContext,
         req: DisableKeyRotationRequest,
     ) -> Result<(), KmsError> {
-        let id = self.resolve_id(&req.key_id, false).await?;
+        let id = self
+            .key(cx, &req.key_id, &authz::DISABLE_KEY_ROTATION, Ask::none())
+            .await?
+            .key_id
+            .clone();
         self.mutate(&id, |rec| {
             check_auto_rotatable(rec)?;
             rec.rotation_enabled = false;
@@ -67,9 +86,12 @@ impl Kms {
 
     pub async fn get_key_rotation_status(
         &self,
+        cx: &RequestContext,
         req: GetKeyRotationStatusRequest,
     ) -> Result<GetKeyRotationStatusResponse, KmsError> {
-        let rec = self.resolve(&req.key_id, false).await?;
+        let rec = self
+            .key(cx, &req.key_id, &authz::GET_KEY_ROTATION_STATUS, Ask::none())
+            .await?;
         if rec.origin == OriginType::EXTERNAL && rec.state == KeyState::PendingImport {
             return Err(origin_error(&rec));
         }
@@ -98,9 +120,14 @@ impl Kms {
 
     pub async fn rotate_key_on_demand(
         &self,
+        cx: &RequestContext,
         req: RotateKeyOnDemandRequest,
     ) -> Result<RotateKeyOnDemandResponse, KmsError> {
-        let id = self.resolve_id(&req.key_id, false).await?;
+        let id = self
+            .key(cx, &req.key_id, &authz::ROTATE_KEY_ON_DEMAND, Ask::none())
+            .await?
+            .key_id
+            .clone();
         let now = self.now_ms();
         let (_, rec) = self
             .mutate(&id, |rec| {
@@ -150,9 +177,12 @@ impl Kms {
 
     pub async fn list_key_rotations(
         &self,
+        cx: &RequestContext,
         req: ListKeyRotationsRequest,
     ) -> Result<ListKeyRotationsResponse, KmsError> {
-        let rec = self.resolve(&req.key_id, false).await?;
+        let rec = self
+            .key(cx, &req.key_id, &authz::LIST_KEY_ROTATIONS, Ask::none())
+            .await?;
         if rec.key_spec != KeySpec::SYMMETRIC_DEFAULT {
             return Err(KmsError::UnsupportedOperation(String::new()));
         }

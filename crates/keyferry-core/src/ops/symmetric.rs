@@ -9,6 +9,9 @@ use keyferry_types::*;
 
 use super::validation;
 use crate::KmsError;
+use crate::authz::{self, Access, Ask};
+use crate::context::RequestContext;
+use keyferry_policy::Value;
 use crate::kms::{Kms, Unsealed};
 use crate::record::KeyRecord;
 
@@ -41,11 +44,19 @@ fn material_id_bytes(id: &str) -> Result<[u8; 32], KmsError> {
 }
 
 impl Kms {
-    pub async fn encrypt(&self, req: EncryptRequest) -> Result<EncryptResponse, KmsError> {
-        let rec = self.resolve(&req.key_id, true).await?;
+    pub async fn encrypt(
+        &self,
+        cx: &RequestContext,
+        req: EncryptRequest,
+    ) -> Result<EncryptResponse, KmsError> {
         let alg = req
             .encryption_algorithm
             .unwrap_or(EncryptionAlgorithmSpec::SYMMETRIC_DEFAULT);
+        let ask = Ask::none()
+            .string("kms:EncryptionAlgorithm", alg)
+            .context(req.encryption_context.as_ref())
+            .tokens(req.grant_tokens.as_deref());
+        let rec = self.key(cx, &req.key_id, &authz::ENCRYPT, ask).await?;
         let (blob, _) = self.encrypt_with(
             &rec,
             alg,
@@ -61,7 +72,11 @@ impl Kms {
         })
     }
 
-    pub async fn decrypt(&self, req: DecryptRequest) -> Result<DecryptResponse, KmsError> {
+    pub async fn decrypt(
+        &self,
+        cx: &RequestContext,
+        req: DecryptRequest,
+    ) -> Result<DecryptResponse, KmsError> {
         if req.recipient.is_some() {
             return Err(KmsError::UnsupportedOperation(
                 "Keyferry has no Nitro Enclaves attestation (Recipient).".into(),
@@ -75,11 +90,12 @@ impl Kms {
             .unwrap_or(EncryptionAlgorithmSpec::SYMMETRIC_DEFAULT);
         let (rec, plain, material) = self
             .decrypt_blob(
+                cx,
                 req.key_id.as_deref(),
                 blob.as_slice(),
                 req.encryption_context.as_ref(),
                 alg,
-                "Decrypt",
+                (&authz::DECRYPT, req.grant_tokens.as_deref()),
             )
             .await?;
         dry_run(req.dry_run)?;
@@ -92,7 +108,11 @@ impl Kms {
         })
     }
 
-    pub async fn re_encrypt(&self, req: ReEncryptRequest) -> Result<ReEncryptResponse, KmsError> {
+    pub async fn re_encrypt(
+        &self,
+        cx: &RequestContext,
+        req: ReEncryptRequest,
+    ) -> Result<ReEncryptResponse, KmsError> {
         let Some(blob) = req.ciphertext_blob.as_ref() else {
             return Err(missing_blob());
         };
@@ -104,14 +124,23 @@ impl Kms {
             .unwrap_or(EncryptionAlgorithmSpec::SYMMETRIC_DEFAULT);
         let (src, plain, src_material) = self
             .decrypt_blob(
+                cx,
                 req.source_key_id.as_deref(),
                 blob.as_slice(),
                 req.source_encryption_context.as_ref(),
                 src_alg,
-                "ReEncryptFrom",
+                (&authz::RE_ENCRYPT_FROM, req.grant_tokens.as_deref()),
             )
             .await?;
-        let dst = self.resolve(&req.destination_key_id, true).await?;
+        let same_key = Value::Bool(false);
+        let ask = Ask::none()
+            .string("kms:EncryptionAlgorithm", dst_alg)
+            .with("kms:ReEncryptOnSameKey", same_key)
+            .context(req.destination_encryption_context.as_ref())
+            .tokens(req.grant_tokens.as_deref());
+        let dst = self
+            .key(cx, &req.destination_key_id, &authz::RE_ENCRYPT_TO, ask)
+            .await?;
         let (out, dst_material) = self.encrypt_with(
             &dst,
             dst_alg,
@@ -133,6 +162,7 @@ impl Kms {
 
     pub async fn generate_data_key(
         &self,
+        cx: &RequestContext,
         req: GenerateDataKeyRequest,
     ) -> Result<GenerateDataKeyResponse, KmsError> {
         if req.recipient.is_some() {
@@ -142,11 +172,12 @@ impl Kms {
         }
         let (rec, plain, blob, material) = self
             .data_key(
+                cx,
                 &req.key_id,
                 req.key_spec,
                 req.number_of_bytes,
                 req.encryption_context.as_ref(),
-                "GenerateDataKey",
+                (&authz::GENERATE_DATA_KEY, req.grant_tokens.as_deref()),
             )
             .await?;
         dry_run(req.dry_run)?;
@@ -161,15 +192,20 @@ impl Kms {
 
     pub async fn generate_data_key_without_plaintext(
         &self,
+        cx: &RequestContext,
         req: GenerateDataKeyWithoutPlaintextRequest,
     ) -> Result<GenerateDataKeyWithoutPlaintextResponse, KmsError> {
         let (rec, _plain, blob, material) = self
             .data_key(
+                cx,
                 &req.key_id,
                 req.key_spec,
                 req.number_of_bytes,
                 req.encryption_context.as_ref(),
-                "GenerateDataKeyWithoutPlaintext",
+                (
+                    &authz::GENERATE_DATA_KEY_WITHOUT_PLAINTEXT,
+                    req.grant_tokens.as_deref(),
+                ),
             )
             .await?;
         dry_run(req.dry_run)?;
@@ -182,6 +218,7 @@ impl Kms {
 
     pub async fn generate_random(
         &self,
+        cx: &RequestContext,
         req: GenerateRandomRequest,
     ) -> Result<GenerateRandomResponse, KmsError> {
         if req.custom_key_store_id.is_some() {
@@ -199,6 +236,7 @@ impl Kms {
                 "Please specify the number of bytes to generate (NumberOfBytes).",
             ));
         };
+        self.authorize_account(cx, "kms:GenerateRandom", Ask::none())?;
         Ok(GenerateRandomResponse {
             plaintext: Some(Blob::new(rng::random_bytes(n as usize).to_vec())),
             ciphertext_for_recipient: None,
@@ -207,11 +245,12 @@ impl Kms {
 
     async fn data_key(
         &self,
+        cx: &RequestContext,
         key_id: &str,
         spec: Option<DataKeySpec>,
         number_of_bytes: Option<i64>,
         ctx: Option<&Context>,
-        op: &str,
+        (access, grant_tokens): (&Access, Option<&[String]>),
     ) -> Result<
         (
             std::sync::Arc<KeyRecord>,
@@ -236,7 +275,13 @@ impl Kms {
             (Some(DataKeySpec::AES_128), None) => 16,
             (None, Some(n)) => n as usize,
         };
-        let rec = self.resolve(key_id, true).await?;
+        let op = op_name(access);
+        let mut ask = Ask::none().context(ctx).tokens(grant_tokens);
+        if let Some(spec) = spec {
+            ask = ask.string("kms:DataKeySpec", spec);
+        }
+        let ask = ask.string("kms:EncryptionAlgorithm", EncryptionAlgorithmSpec::SYMMETRIC_DEFAULT);
+        let rec = self.key(cx, key_id, access, ask).await?;
         if rec.key_spec != KeySpec::SYMMETRIC_DEFAULT {
             self.require_enabled(&rec)?;
             return Err(KmsError::InvalidKeyUsage(format!(
@@ -310,11 +355,12 @@ impl Kms {
     /// Decrypt a ciphertext; returns the key, the plaintext and (symmetric) the material id.
     pub(crate) async fn decrypt_blob(
         &self,
+        cx: &RequestContext,
         key_hint: Option<&str>,
         blob: &[u8],
         ctx: Option<&Context>,
         alg: EncryptionAlgorithmSpec,
-        op: &str,
+        (access, grant_tokens): (&Access, Option<&[String]>),
     ) -> Result<
         (
             std::sync::Arc<KeyRecord>,
@@ -323,16 +369,30 @@ impl Kms {
         ),
         KmsError,
     > {
+        let op = op_name(access);
         if alg == EncryptionAlgorithmSpec::SYMMETRIC_DEFAULT {
             let (key_id, material_id) =
                 symmetric::parse_header(blob).map_err(|_| KmsError::InvalidCiphertext)?;
+            let mut request_alias = None;
             if let Some(hint) = key_hint {
-                let hinted = self.resolve_id(hint, true).await?;
+                let (hinted, _) = self.resolve_id(cx, hint, true).await?;
                 if hinted != key_id {
                     return Err(incorrect_key());
                 }
+                request_alias = hint.find("alias/").map(|i| hint[i..].to_string());
             }
-            let rec = self.load(&key_id).await?;
+            let rec = match self.load(&key_id).await {
+                Ok(rec) => rec,
+                // AWS does not tell whether the key exists when the caller cannot use it.
+                Err(KmsError::NotFound(_)) => return Err(KmsError::InvalidCiphertext),
+                Err(e) => return Err(e),
+            };
+            let mut ask = Ask::none()
+                .string("kms:EncryptionAlgorithm", alg)
+                .context(ctx)
+                .tokens(grant_tokens);
+            ask.request_alias = request_alias;
+            self.authorize(cx, &rec, access, &ask).await?;
             self.require_enabled(&rec)?;
             self.require_usage(&rec, KeyUsageType::ENCRYPT_DECRYPT, op)?;
             if rec.key_spec != KeySpec::SYMMETRIC_DEFAULT {
@@ -358,7 +418,11 @@ impl Kms {
                 "KeyId is required when decrypting with an asymmetric KMS key.",
             ));
         };
-        let rec = self.resolve(hint, true).await?;
+        let ask = Ask::none()
+            .string("kms:EncryptionAlgorithm", alg)
+            .context(ctx)
+            .tokens(grant_tokens);
+        let rec = self.key(cx, hint, access, ask).await?;
         self.require_enabled(&rec)?;
         self.require_usage(&rec, KeyUsageType::ENCRYPT_DECRYPT, op)?;
         check_algorithm(&rec, alg)?;
@@ -376,6 +440,11 @@ impl Kms {
             .map_err(|_| KmsError::InvalidCiphertext)?;
         Ok((rec, plain, None))
     }
+}
+
+/// The operation's name in messages ("… not valid for Decrypt."): its IAM action without `kms:`.
+pub(crate) fn op_name(access: &Access) -> &'static str {
+    access.action.strip_prefix("kms:").unwrap_or(access.action)
 }
 
 /// The encryption algorithm must be one the key supports.
