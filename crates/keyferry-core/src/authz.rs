@@ -343,11 +343,7 @@ impl Kms {
         let mut allow = p.is_root();
         for policy in p.identity_policies.iter() {
             let e = policy.evaluate(&Request {
-                caller: Caller {
-                    arns: caller.arns,
-                    account: caller.account,
-                    service: caller.service,
-                },
+                caller: *caller,
                 action,
                 resource,
                 context: c,
@@ -357,11 +353,7 @@ impl Kms {
         }
         if let Some(session) = &p.session_policy {
             let e = session.evaluate(&Request {
-                caller: Caller {
-                    arns: caller.arns,
-                    account: caller.account,
-                    service: caller.service,
-                },
+                caller: *caller,
                 action,
                 resource,
                 context: c,
@@ -449,11 +441,7 @@ impl Kms {
         };
         let key_eval = match &compiled.policy {
             Some(policy) => policy.evaluate(&Request {
-                caller: Caller {
-                    arns: &arn_refs,
-                    account: &p.account,
-                    service: p.service.as_deref(),
-                },
+                caller,
                 action,
                 resource: &key_arn,
                 context: &c,
@@ -533,11 +521,7 @@ impl Kms {
             service: p.service.as_deref(),
         };
         let e = policy.evaluate(&Request {
-            caller: Caller {
-                arns: &arn_refs,
-                account: &p.account,
-                service: p.service.as_deref(),
-            },
+            caller,
             action: "kms:PutKeyPolicy",
             resource: key_arn,
             context: &c,

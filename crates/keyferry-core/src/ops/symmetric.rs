@@ -381,12 +381,7 @@ impl Kms {
                 }
                 request_alias = hint.find("alias/").map(|i| hint[i..].to_string());
             }
-            let rec = match self.load(&key_id).await {
-                Ok(rec) => rec,
-                // AWS does not tell whether the key exists when the caller cannot use it.
-                Err(KmsError::NotFound(_)) => return Err(KmsError::InvalidCiphertext),
-                Err(e) => return Err(e),
-            };
+            let rec = self.load(&key_id).await?;
             let mut ask = Ask::none()
                 .string("kms:EncryptionAlgorithm", alg)
                 .context(ctx)
