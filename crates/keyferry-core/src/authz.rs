@@ -139,6 +139,8 @@ pub(crate) struct Ask<'a> {
     pub encryption_context: Option<&'a BTreeMap<String, String>>,
     pub grant_tokens: Option<&'a [String]>,
     pub request_alias: Option<String>,
+    /// CreateGrant: the grant asked for, which a grant with CreateGrant must cover (`grant_allows`).
+    pub create_grant: Option<&'a crate::ops::ChildGrant>,
 }
 
 impl<'a> Ask<'a> {
@@ -416,6 +418,9 @@ impl Kms {
         ask: &Ask<'_>,
     ) -> Result<(), KmsError> {
         ctx.touch(rec.arn());
+        if let Some(tokens) = ask.grant_tokens {
+            self.check_grant_tokens(tokens)?;
+        }
         let compiled = rec.compiled_policy();
         let p = &ctx.principal;
         let same_account = p.account == rec.account;

@@ -76,6 +76,8 @@ pub struct Kms {
     /// requests queue instead of exhausting the compare-and-swap retries; the CAS still guards
     /// against other nodes.
     write_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Grant tokens' key and the per-node grant cache (`ops/grants.rs`).
+    pub(crate) grants: crate::ops::GrantState,
 }
 
 const UNSEALED_CACHE_MAX: usize = 10_000;
@@ -95,6 +97,7 @@ impl Kms {
         Arc::new(Kms {
             material_key: root.derive("keyferry/key-material/v1"),
             token_key: Arc::new(root.derive("keyferry/import-token/v1")),
+            grants: crate::ops::GrantState::new(root),
             cfg,
             store,
             clock,

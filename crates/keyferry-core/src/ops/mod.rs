@@ -10,6 +10,7 @@ mod policy_tags;
 mod rotation;
 mod symmetric;
 
+pub(crate) use grants::{ChildGrant, GrantState};
 pub(crate) use keys::default_policy_for;
 
 use keyferry_types::{KeySpec, KeyState, MacAlgorithmSpec, Timestamp};
