@@ -649,14 +649,14 @@ async fn list_grants_filters_and_paging() {
         }
     }
     assert_eq!(seen, ids);
-    let carol = api
+    let carols = api
         .call(
             root_a(),
             "ListGrants",
             json!({"KeyId": id, "GranteePrincipal": arn(A, "user/carol")}),
         )
         .await;
-    assert_eq!(carol["Grants"].as_array().unwrap().len(), 3);
+    assert_eq!(carols["Grants"].as_array().unwrap().len(), 3);
     let one = api
         .call(
             root_a(),
