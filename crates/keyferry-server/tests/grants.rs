@@ -127,6 +127,7 @@ impl Clock for TestClock {
 struct Api {
     router: axum::Router,
     clock: Arc<TestClock>,
+    store: Arc<dyn keyferry_core::store::Store>,
     _dir: tempfile::TempDir,
 }
 
@@ -145,7 +146,10 @@ impl From<Credentials> for As {
 
 impl Api {
     async fn new() -> Api {
-        let dir = tempfile::tempdir().unwrap();
+        Api::new_in(tempfile::tempdir().unwrap()).await
+    }
+
+    async fn new_in(dir: tempfile::TempDir) -> Api {
         let store = keyferry_store::open_store(dir.path().join("kf.db").to_str().unwrap())
             .await
             .unwrap();
@@ -162,11 +166,12 @@ impl Api {
             directory: identities.directory().clone(),
             ..Config::default()
         };
-        let kms = Kms::new(cfg, store, &root, clock.clone());
+        let kms = Kms::new(cfg, store.clone(), &root, clock.clone());
         let state = Arc::new(AppState::new(kms, identities, &root));
         Api {
             router: app(state),
             clock,
+            store,
             _dir: dir,
         }
     }
@@ -832,4 +837,50 @@ async fn grants_work_across_accounts_and_die_with_their_key() {
         )
         .await;
     assert_eq!(retirable["Grants"], json!([]));
+}
+
+/// 50,000 grants per key: the next CreateGrant is LimitExceededException until one is revoked.
+/// The first 49,999 rows go straight into the store (on tmpfs, to keep the test fast).
+#[tokio::test]
+async fn fifty_thousand_grants_per_key() {
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap_or_else(|_| tempfile::tempdir().unwrap());
+    let api = Api::new_in(dir).await;
+    let (id, key_arn) = api.key(json!({})).await;
+    let first = api
+        .call(root_a(), "CreateGrant", json!({"KeyId": id, "GranteePrincipal": arn(A, "user/carol"), "Operations": ["Encrypt"]}))
+        .await;
+    let doc =
+        serde_json::to_vec(&json!({"format": 1, "key_arn": key_arn, "operations": ["Encrypt"]}))
+            .unwrap();
+    for i in 1..50_000u32 {
+        api.store
+            .insert_grant(&keyferry_core::store::GrantRow {
+                grant_id: format!("{i:064x}"),
+                key_id: id.clone(),
+                grantee_principal: arn(A, "user/dev"),
+                retiring_principal: None,
+                name: None,
+                issuing_account: A.into(),
+                creation_ms: 0,
+                doc: doc.clone(),
+            })
+            .await
+            .unwrap();
+    }
+    let (code, msg) = api
+        .error(root_a(), "CreateGrant", json!({"KeyId": id, "GranteePrincipal": arn(A, "user/carol"), "Operations": ["Decrypt"]}))
+        .await;
+    assert_eq!(code, "LimitExceededException", "{msg}");
+    api.call(
+        root_a(),
+        "RevokeGrant",
+        json!({"KeyId": id, "GrantId": first["GrantId"]}),
+    )
+    .await;
+    api.call(
+        root_a(),
+        "CreateGrant",
+        json!({"KeyId": id, "GranteePrincipal": arn(A, "user/carol"), "Operations": ["Decrypt"]}),
+    )
+    .await;
 }
