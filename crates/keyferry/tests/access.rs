@@ -150,14 +150,25 @@ fn aws_cli_role_profile() {
     let mut owner = Command::new("aws");
     owner
         .args(["--endpoint-url", &server.endpoint])
-        .args(["kms", "create-key", "--query", "KeyMetadata.Arn", "--output", "text"])
+        .args([
+            "kms",
+            "create-key",
+            "--query",
+            "KeyMetadata.Arn",
+            "--output",
+            "text",
+        ])
         .env("AWS_ACCESS_KEY_ID", "AKIAOWNERROOT0000001")
         .env("AWS_SECRET_ACCESS_KEY", "owner-root-secret")
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
     let out = owner.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key_arn = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let plain = tmp.path().join("plain.txt");
     std::fs::write(&plain, b"role profile data").unwrap();
