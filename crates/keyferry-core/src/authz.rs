@@ -190,7 +190,10 @@ impl CompiledKeyPolicy {
         };
         CompiledKeyPolicy {
             default_root_of: (rec.policy == default).then(|| rec.account.clone()),
-            needs_aliases: rec.policy.to_ascii_lowercase().contains("kms:resourcealiases"),
+            needs_aliases: rec
+                .policy
+                .to_ascii_lowercase()
+                .contains("kms:resourcealiases"),
             policy,
         }
     }
@@ -207,10 +210,18 @@ enum Reason {
 fn denied(ctx: &RequestContext, action: &str, resource: &str, reason: Reason) -> KmsError {
     let who = &ctx.principal.arn;
     let why = match reason {
-        Reason::NoResourcePolicy => format!("because no resource-based policy allows the {action} action"),
-        Reason::NoIdentityPolicy => format!("because no identity-based policy allows the {action} action"),
-        Reason::ExplicitDenyResource => "with an explicit deny in a resource-based policy".to_string(),
-        Reason::ExplicitDenyIdentity => "with an explicit deny in an identity-based policy".to_string(),
+        Reason::NoResourcePolicy => {
+            format!("because no resource-based policy allows the {action} action")
+        }
+        Reason::NoIdentityPolicy => {
+            format!("because no identity-based policy allows the {action} action")
+        }
+        Reason::ExplicitDenyResource => {
+            "with an explicit deny in a resource-based policy".to_string()
+        }
+        Reason::ExplicitDenyIdentity => {
+            "with an explicit deny in an identity-based policy".to_string()
+        }
     };
     KmsError::AccessDenied(format!(
         "User: {who} is not authorized to perform: {action} on resource: {resource} {why}"
@@ -289,9 +300,15 @@ impl Kms {
         compiled: &CompiledKeyPolicy,
     ) -> Result<(), KmsError> {
         c.set("kms:KeySpec", Value::String(rec.key_spec.to_string()));
-        c.set("kms:CustomerMasterKeySpec", Value::String(rec.key_spec.to_string()));
+        c.set(
+            "kms:CustomerMasterKeySpec",
+            Value::String(rec.key_spec.to_string()),
+        );
         c.set("kms:KeyUsage", Value::String(rec.key_usage.to_string()));
-        c.set("kms:CustomerMasterKeyUsage", Value::String(rec.key_usage.to_string()));
+        c.set(
+            "kms:CustomerMasterKeyUsage",
+            Value::String(rec.key_usage.to_string()),
+        );
         c.set("kms:KeyOrigin", Value::String(rec.origin.to_string()));
         c.set("kms:MultiRegion", Value::Bool(rec.multi_region));
         if rec.multi_region {
@@ -321,7 +338,10 @@ impl Kms {
             let mut keys: Vec<String> = ec.keys().cloned().collect();
             keys.sort();
             for (k, v) in ec {
-                c.set(&format!("kms:EncryptionContext:{k}"), Value::String(v.clone()));
+                c.set(
+                    &format!("kms:EncryptionContext:{k}"),
+                    Value::String(v.clone()),
+                );
             }
             c.set("kms:EncryptionContextKeys", Value::Strings(keys));
         }
@@ -531,8 +551,7 @@ impl Kms {
             resource: key_arn,
             context: &c,
         });
-        let (_, id_allow) =
-            self.identity_decision(ctx, &caller, "kms:PutKeyPolicy", key_arn, &c);
+        let (_, id_allow) = self.identity_decision(ctx, &caller, "kms:PutKeyPolicy", key_arn, &c);
         if !e.explicit_deny && (e.allow_direct || (e.allow_account && id_allow)) {
             Ok(())
         } else {
