@@ -76,6 +76,8 @@ pub struct Kms {
     /// requests queue instead of exhausting the compare-and-swap retries; the CAS still guards
     /// against other nodes.
     write_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Last cryptographic use per key, flushed to the store every second (`ops/usage.rs`).
+    pub(crate) usage: crate::ops::UsageTracker,
 }
 
 const UNSEALED_CACHE_MAX: usize = 10_000;
@@ -96,6 +98,7 @@ impl Kms {
             material_key: root.derive("keyferry/key-material/v1"),
             token_key: Arc::new(root.derive("keyferry/import-token/v1")),
             cfg,
+            usage: crate::ops::UsageTracker::new(store.clone()),
             store,
             clock,
             pool,

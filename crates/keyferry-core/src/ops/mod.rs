@@ -9,8 +9,10 @@ mod keys;
 mod policy_tags;
 mod rotation;
 mod symmetric;
+mod usage;
 
 pub(crate) use keys::default_policy_for;
+pub(crate) use usage::UsageTracker;
 
 use keyferry_types::{KeySpec, KeyState, MacAlgorithmSpec, Timestamp};
 
