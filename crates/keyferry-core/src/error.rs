@@ -13,6 +13,10 @@ pub enum KmsError {
     AccessDenied(String),
     #[error("AlreadyExistsException: {0}")]
     AlreadyExists(String),
+    #[error("CloudHsmClusterNotFoundException: {0}")]
+    CloudHsmClusterNotFound(String),
+    #[error("CustomKeyStoreNotFoundException: {0}")]
+    CustomKeyStoreNotFound(String),
     #[error("DisabledException: {0}")]
     Disabled(String),
     #[error("DryRunOperationException")]
@@ -72,6 +76,8 @@ impl KmsError {
         match self {
             KmsError::AccessDenied(_) => "AccessDeniedException",
             KmsError::AlreadyExists(_) => "AlreadyExistsException",
+            KmsError::CloudHsmClusterNotFound(_) => "CloudHsmClusterNotFoundException",
+            KmsError::CustomKeyStoreNotFound(_) => "CustomKeyStoreNotFoundException",
             KmsError::Disabled(_) => "DisabledException",
             KmsError::DryRunOperation => "DryRunOperationException",
             KmsError::ExpiredImportToken(_) => "ExpiredImportTokenException",
@@ -112,6 +118,8 @@ impl KmsError {
             ),
             KmsError::AccessDenied(m)
             | KmsError::AlreadyExists(m)
+            | KmsError::CloudHsmClusterNotFound(m)
+            | KmsError::CustomKeyStoreNotFound(m)
             | KmsError::Disabled(m)
             | KmsError::ExpiredImportToken(m)
             | KmsError::IncorrectKey(m)

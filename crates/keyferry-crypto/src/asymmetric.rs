@@ -310,9 +310,9 @@ fn prehashed(
         MessageType::DIGEST => {
             let expected = hash.output_len();
             if message.len() != expected {
+                // AWS's words (recorded responses).
                 return Err(CryptoError::InvalidInput(format!(
-                    "the digest is {} bytes but {alg} needs a {expected}-byte digest",
-                    message.len()
+                    "Digest is invalid length for algorithm {alg}."
                 )));
             }
             Digest::import_less_safe(message, hash)
@@ -396,9 +396,9 @@ pub fn encrypt(
     let public = OaepPublicEncryptingKey::new(public).map_err(|_| CryptoError::Internal)?;
     let max = public.max_plaintext_size(oaep);
     if plaintext.len() > max {
+        // AWS's words (recorded responses).
         return Err(CryptoError::InvalidInput(format!(
-            "the plaintext is {} bytes but {alg} with a {spec} key encrypts at most {max} bytes",
-            plaintext.len()
+            "Algorithm {alg} and key spec {spec} cannot encrypt data larger than {max} bytes."
         )));
     }
     let mut out = vec![0u8; public.ciphertext_size()];

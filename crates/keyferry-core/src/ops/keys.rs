@@ -20,6 +20,8 @@ impl Kms {
         cx: &RequestContext,
         req: CreateKeyRequest,
     ) -> Result<CreateKeyResponse, KmsError> {
+        // The model's constraints on the tag list come first, as AWS's request validation.
+        super::policy_tags::validate_tag_list(req.tags.as_deref().unwrap_or(&[]))?;
         let spec = match (req.key_spec, req.customer_master_key_spec) {
             (Some(_), Some(_)) => {
                 return Err(validation(
@@ -43,6 +45,16 @@ impl Kms {
             }
         };
         check_spec_usage(spec, usage)?;
+        if let Some(store) = &req.custom_key_store_id {
+            // This deployment has no custom key stores: every id names none (see
+            // `ops/custom_key_stores.rs`).
+            return Err(super::custom_key_stores::not_found(store));
+        }
+        if req.xks_key_id.is_some() {
+            return Err(validation(
+                "XksKeyId is valid only for a KMS key in an external key store.",
+            ));
+        }
         let origin = req.origin.unwrap_or(OriginType::AWS_KMS);
         match origin {
             OriginType::AWS_KMS | OriginType::EXTERNAL => {}
@@ -51,11 +63,6 @@ impl Kms {
                     "Origin {other} needs a custom key store, which Keyferry does not provide."
                 )));
             }
-        }
-        if req.custom_key_store_id.is_some() || req.xks_key_id.is_some() {
-            return Err(KmsError::UnsupportedOperation(
-                "Keyferry does not provide custom key stores.".into(),
-            ));
         }
         let tags =
             super::policy_tags::check_tags(req.tags.as_deref().unwrap_or(&[]), BTreeMap::new())?;

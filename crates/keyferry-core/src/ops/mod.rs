@@ -3,6 +3,7 @@
 
 mod aliases;
 mod asymmetric;
+mod custom_key_stores;
 mod grants;
 mod import;
 mod keys;

@@ -74,6 +74,7 @@ impl Kms {
         cx: &RequestContext,
         req: TagResourceRequest,
     ) -> Result<(), KmsError> {
+        validate_tag_list(&req.tags)?;
         let ask = tag_conditions(Ask::none(), &req.tags);
         let id = self
             .key(cx, &req.key_id, &authz::TAG_RESOURCE, ask)
@@ -94,6 +95,7 @@ impl Kms {
         cx: &RequestContext,
         req: UntagResourceRequest,
     ) -> Result<(), KmsError> {
+        validate_tag_keys(&req.tag_keys)?;
         let ask = Ask::none().with("aws:TagKeys", Value::Strings(req.tag_keys.clone()));
         let id = self
             .key(cx, &req.key_id, &authz::UNTAG_RESOURCE, ask)
@@ -170,35 +172,92 @@ pub(crate) fn tag_conditions<'a>(mut ask: Ask<'a>, tags: &[Tag]) -> Ask<'a> {
     )
 }
 
-/// Merge `new` tags into `existing`, enforcing AWS's tag rules.
+/// The model's constraints on a tag list (`TagKeyType` 1..=128, `TagValueType` 0..=256), as
+/// AWS's request validation words them: members are numbered from 1.
+pub(crate) fn tag_violations(tags: &[Tag], out: &mut Vec<String>) {
+    for (i, t) in tags.iter().enumerate() {
+        let n = i + 1;
+        let klen = t.tag_key.chars().count();
+        if klen < 1 {
+            out.push(format!(
+                "Value '{}' at 'tags.{n}.member.tagKey' failed to satisfy constraint: Member must have length greater than or equal to 1",
+                t.tag_key
+            ));
+        }
+        if klen > 128 {
+            out.push(format!(
+                "Value '{}' at 'tags.{n}.member.tagKey' failed to satisfy constraint: Member must have length less than or equal to 128",
+                t.tag_key
+            ));
+        }
+        if t.tag_value.chars().count() > 256 {
+            out.push(format!(
+                "Value '{}' at 'tags.{n}.member.tagValue' failed to satisfy constraint: Member must have length less than or equal to 256",
+                t.tag_value
+            ));
+        }
+    }
+}
+
+/// `ValidationException` for a tag list that breaks the model's constraints.
+pub(crate) fn validate_tag_list(tags: &[Tag]) -> Result<(), KmsError> {
+    let mut out = Vec::new();
+    tag_violations(tags, &mut out);
+    match keyferry_types::coral_message(&out) {
+        Some(m) => Err(KmsError::Validation(m)),
+        None => Ok(()),
+    }
+}
+
+/// The tag keys of UntagResource (`TagKeyType`, 1..=128 each).
+fn validate_tag_keys(keys: &[String]) -> Result<(), KmsError> {
+    let mut out = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        let n = i + 1;
+        let len = k.chars().count();
+        if len < 1 {
+            out.push(format!(
+                "Value '{k}' at 'tagKeys.{n}.member' failed to satisfy constraint: Member must have length greater than or equal to 1"
+            ));
+        }
+        if len > 128 {
+            out.push(format!(
+                "Value '{k}' at 'tagKeys.{n}.member' failed to satisfy constraint: Member must have length less than or equal to 128"
+            ));
+        }
+    }
+    match keyferry_types::coral_message(&out) {
+        Some(m) => Err(KmsError::Validation(m)),
+        None => Ok(()),
+    }
+}
+
+/// True for a key in the reserved `aws:` namespace, in any letter case.
+fn is_reserved(key: &str) -> bool {
+    key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
+}
+
+/// Merge `new` tags into `existing`, enforcing AWS's tag rules (after `validate_tag_list`):
+/// the reserved prefix, then duplicate keys in the request, then the 50-tag limit on the result.
 pub(crate) fn check_tags(
     new: &[Tag],
     mut existing: BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, KmsError> {
+    validate_tag_list(new)?;
+    if new.iter().any(|t| is_reserved(&t.tag_key)) {
+        return Err(KmsError::Tag(
+            "Tags beginning with aws: are reserved".into(),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    if !new.iter().all(|t| seen.insert(t.tag_key.as_str())) {
+        return Err(KmsError::Tag("Duplicate tag keys".into()));
+    }
     for t in new {
-        let klen = t.tag_key.chars().count();
-        if klen == 0 || klen > 128 {
-            return Err(KmsError::Validation(format!(
-                "1 validation error detected: Value '{}' at 'tags.member.tagKey' failed to satisfy constraint: Member must have length between 1 and 128",
-                t.tag_key
-            )));
-        }
-        if t.tag_value.chars().count() > 256 {
-            return Err(KmsError::Validation(
-                "1 validation error detected: Value at 'tags.member.tagValue' failed to satisfy constraint: Member must have length less than or equal to 256".into(),
-            ));
-        }
-        if t.tag_key.starts_with("aws:") {
-            return Err(KmsError::Tag(
-                "Tags beginning with aws: are reserved.".into(),
-            ));
-        }
         existing.insert(t.tag_key.clone(), t.tag_value.clone());
     }
     if existing.len() > MAX_TAGS {
-        return Err(KmsError::Tag(format!(
-            "A key can have at most {MAX_TAGS} tags."
-        )));
+        return Err(KmsError::Tag("Too many tags".into()));
     }
     Ok(existing)
 }

@@ -22,13 +22,20 @@ fn origin_error(rec: &KeyRecord) -> KmsError {
 }
 
 /// Automatic rotation exists only for symmetric keys whose material KMS generated.
+/// AWS's order: the key's state first (a disabled key is `DisabledException`, a key pending
+/// import or deletion `KMSInvalidStateException`), then its origin, then its spec.
 fn check_auto_rotatable(rec: &KeyRecord) -> Result<(), KmsError> {
+    check_enabled(rec)?;
     if rec.origin != OriginType::AWS_KMS {
         return Err(origin_error(rec));
     }
     if rec.key_spec != KeySpec::SYMMETRIC_DEFAULT {
         return Err(KmsError::UnsupportedOperation(String::new()));
     }
+    Ok(())
+}
+
+fn check_enabled(rec: &KeyRecord) -> Result<(), KmsError> {
     match rec.state {
         KeyState::Enabled => Ok(()),
         KeyState::Disabled => Err(KmsError::Disabled(format!("{} is disabled.", rec.arn()))),
@@ -136,15 +143,9 @@ impl Kms {
         let now = self.now_ms();
         let (_, rec) = self
             .mutate(&id, |rec| {
+                check_enabled(rec)?;
                 if rec.key_spec != KeySpec::SYMMETRIC_DEFAULT {
                     return Err(KmsError::UnsupportedOperation(String::new()));
-                }
-                match rec.state {
-                    KeyState::Enabled => {}
-                    KeyState::Disabled => {
-                        return Err(KmsError::Disabled(format!("{} is disabled.", rec.arn())));
-                    }
-                    other => return Err(state_error(rec, other)),
                 }
                 if rec.on_demand_rotations >= ON_DEMAND_LIMIT {
                     return Err(KmsError::LimitExceeded(format!(

@@ -221,10 +221,8 @@ impl Kms {
         cx: &RequestContext,
         req: GenerateRandomRequest,
     ) -> Result<GenerateRandomResponse, KmsError> {
-        if req.custom_key_store_id.is_some() {
-            return Err(KmsError::UnsupportedOperation(
-                "Keyferry does not provide custom key stores.".into(),
-            ));
+        if let Some(store) = &req.custom_key_store_id {
+            return Err(super::custom_key_stores::not_found(store));
         }
         if req.recipient.is_some() {
             return Err(KmsError::UnsupportedOperation(
@@ -232,9 +230,7 @@ impl Kms {
             ));
         }
         let Some(n) = req.number_of_bytes else {
-            return Err(validation(
-                "Please specify the number of bytes to generate (NumberOfBytes).",
-            ));
+            return Err(validation("NumberOfBytes is required."));
         };
         self.authorize_account(cx, "kms:GenerateRandom", Ask::none())?;
         Ok(GenerateRandomResponse {
