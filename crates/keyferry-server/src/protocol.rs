@@ -127,6 +127,12 @@ pub async fn dispatch(
 ) -> Result<Vec<u8>, ApiError> {
     dispatch_table!(kms, cx, op, body;
         "CancelKeyDeletion" => cancel_key_deletion,
+        "ConnectCustomKeyStore" => connect_custom_key_store,
+        "CreateCustomKeyStore" => create_custom_key_store,
+        "DeleteCustomKeyStore" => delete_custom_key_store,
+        "DescribeCustomKeyStores" => describe_custom_key_stores,
+        "DisconnectCustomKeyStore" => disconnect_custom_key_store,
+        "UpdateCustomKeyStore" => update_custom_key_store,
         "CreateAlias" => create_alias,
         "CreateGrant" => create_grant,
         "CreateKey" => create_key,
