@@ -12,6 +12,7 @@ mod kms;
 mod ops;
 pub mod pool;
 pub mod record;
+mod status;
 pub mod store;
 
 pub use error::KmsError;

@@ -16,6 +16,8 @@ use keyferry_sigv4::{SecretKey, Verifier};
 use zeroize::Zeroizing;
 
 use crate::AppState;
+use crate::limits::Limits;
+use crate::tls::TlsPaths;
 
 /// The development credential used when none is configured (loopback only).
 pub const DEV_ACCESS_KEY_ID: &str = "AKIAKEYFERRYDEV00001";
@@ -43,6 +45,16 @@ pub struct ServeConfig {
     pub cache_ttl: Duration,
     pub wrapping_pool_size: usize,
     pub sweep_interval: Duration,
+    /// TLS certificate and key (and client CA for mTLS); `None`: plain HTTP.
+    pub tls: Option<TlsPaths>,
+    /// Allow plain HTTP on a non-loopback address.
+    pub insecure_http: bool,
+    /// Timeouts and the connection cap of the KMS listener.
+    pub limits: Limits,
+    /// How long SIGTERM/SIGINT waits for in-flight requests before exiting.
+    pub shutdown_grace: Duration,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served (plain HTTP); `None`: nowhere.
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl ServeConfig {
@@ -58,7 +70,32 @@ impl ServeConfig {
             cache_ttl: Duration::from_secs(5),
             wrapping_pool_size: 4,
             sweep_interval: Duration::from_secs(1),
+            tls: None,
+            insecure_http: false,
+            limits: Limits::default(),
+            shutdown_grace: Duration::from_secs(5),
+            admin_listen: None,
         }
+    }
+
+    /// Checks that need no file system and no network: run before anything is created.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.credential.is_none() && !self.listen.ip().is_loopback() {
+            bail!(
+                "refusing to listen on {} without configured credentials: set KEYFERRY_ACCESS_KEY_ID and KEYFERRY_SECRET_ACCESS_KEY (or their _FILE variants)",
+                self.listen
+            );
+        }
+        if self.tls.is_none() && !self.insecure_http && !self.listen.ip().is_loopback() {
+            bail!(
+                "refusing to listen on {} without TLS: GenerateDataKey and Decrypt answer with plaintext keys. Pass --tls-cert and --tls-key, or --insecure-http if a TLS proxy in front of Keyferry terminates TLS",
+                self.listen
+            );
+        }
+        if self.limits.max_connections == 0 {
+            bail!("--max-connections must be at least 1");
+        }
+        Ok(())
     }
 }
 
@@ -78,16 +115,21 @@ impl fmt::Debug for RedactedUrl {
 }
 
 pub(crate) struct Running {
-    pub listen: SocketAddr,
     pub state: Arc<AppState>,
+    /// The root key was checked against the check value stored in the database (`None`: no
+    /// check value exists in this version).
+    pub root_key_checked: Option<bool>,
     dev_credential: bool,
     database: String,
+    /// Held for the life of the process: a second server on this data directory is refused.
+    _lock: std::fs::File,
 }
 
 impl Running {
-    pub fn announce(&self, addr: SocketAddr) {
+    pub fn announce(&self, addr: SocketAddr, tls: bool) {
+        let scheme = if tls { "https" } else { "http" };
         println!(
-            "keyferry: listening on http://{addr} (region {}, account {})",
+            "keyferry: listening on {scheme}://{addr} (region {}, account {})",
             self.state.kms.config().region,
             self.state.kms.config().account_id
         );
@@ -104,25 +146,19 @@ impl Running {
 }
 
 pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
+    cfg.validate()?;
     let (credential, dev) = match cfg.credential.clone() {
         Some(c) => (c, false),
-        None => {
-            if !cfg.listen.ip().is_loopback() {
-                bail!(
-                    "refusing to listen on {} without configured credentials: set KEYFERRY_ACCESS_KEY_ID and KEYFERRY_SECRET_ACCESS_KEY",
-                    cfg.listen
-                );
-            }
-            (
-                Credential {
-                    access_key_id: DEV_ACCESS_KEY_ID.into(),
-                    secret_access_key: SecretKey::new(DEV_SECRET_ACCESS_KEY),
-                },
-                true,
-            )
-        }
+        None => (
+            Credential {
+                access_key_id: DEV_ACCESS_KEY_ID.into(),
+                secret_access_key: SecretKey::new(DEV_SECRET_ACCESS_KEY),
+            },
+            true,
+        ),
     };
     create_private_dir(&cfg.data_dir)?;
+    let lock = lock_data_dir(&cfg.data_dir)?;
     let root_path = cfg
         .root_key_file
         .clone()
@@ -157,11 +193,39 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         credentials: vec![credential],
     });
     Ok(Running {
-        listen: cfg.listen,
         state,
+        root_key_checked: None,
         dev_credential: dev,
         database: format!("{:?}", RedactedUrl(database)),
+        _lock: lock,
     })
+}
+
+/// Take `<data>/keyferry.lock` for the life of the process (an advisory lock the kernel drops
+/// when the process exits, however it exits).
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("keyferry.lock");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let f = opts
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another keyferry server is already using the data directory {} (it holds {}); stop it first, or give this server its own --data directory",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
