@@ -12,6 +12,7 @@ mod kms;
 mod ops;
 pub mod pool;
 pub mod record;
+pub mod reseal;
 mod status;
 pub mod store;
 

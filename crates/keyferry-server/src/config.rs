@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use keyferry_core::clock::SystemClock;
+use keyferry_core::reseal::RootKeyCheck;
 use keyferry_core::{Config, Kms};
 use keyferry_crypto::seal::RootKey;
 use keyferry_sigv4::{SecretKey, Verifier};
@@ -163,7 +164,6 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         .root_key_file
         .clone()
         .unwrap_or_else(|| cfg.data_dir.join("root.key"));
-    let root = load_or_create_root_key(&root_path)?;
     let database = match &cfg.database_url {
         Some(u) => u.0.clone(),
         None => cfg
@@ -172,9 +172,35 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             .to_string_lossy()
             .into_owned(),
     };
+    let shown_db = format!("{:?}", RedactedUrl(database.clone()));
     let store = keyferry_store::open_store(&database)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open storage: {e}"))?;
+    let (root, root_source) = match load_root_key(&root_path)? {
+        Some(r) => r,
+        None => {
+            // Never a new root key for a database that already holds keys: its material would
+            // become unreadable and new material would be sealed under a second root.
+            let holds_keys = !store
+                .list_key_ids(None, 1)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read storage {shown_db}: {e}"))?
+                .is_empty();
+            if holds_keys {
+                bail!(
+                    "the root key file {} does not exist, but the database {shown_db} already holds keys sealed under a root key. \
+                     Restore that root key (from your backup of {}), or point --root-key-file / KEYFERRY_ROOT_KEY at it. \
+                     Keyferry does not create a new root key for a database that holds keys.",
+                    root_path.display(),
+                    root_path.display()
+                );
+            }
+            (
+                create_root_key(&root_path)?,
+                format!("{} (new)", root_path.display()),
+            )
+        }
+    };
     let kms = Kms::new(
         Config {
             account_id: cfg.account_id.clone(),
@@ -186,6 +212,18 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         &root,
         Arc::new(SystemClock),
     );
+    let check = kms
+        .check_root_key(3)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read storage {shown_db}: {e}"))?;
+    if let RootKeyCheck::Mismatch { key_id } = &check {
+        bail!(
+            "the root key from {root_source} does not open the key material of key {key_id} in {shown_db}: \
+             it is not the root key this database was sealed with. Start with the database's own root key \
+             (restore it from backup, or use the same --root-key-file / KEYFERRY_ROOT_KEY as the other nodes of this database)."
+        );
+    }
+    tracing::info!(root_key = %root_source, check = ?check, "root key checked against the database");
     kms.start_background(cfg.sweep_interval);
     let state = Arc::new(AppState {
         kms,
@@ -194,9 +232,9 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     });
     Ok(Running {
         state,
-        root_key_checked: None,
+        root_key_checked: Some(true),
         dev_credential: dev,
-        database: format!("{:?}", RedactedUrl(database)),
+        database: shown_db,
         _lock: lock,
     })
 }
@@ -240,42 +278,47 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Read the root key (32 raw bytes), or create it with mode 0600 if the file does not exist.
-/// `KEYFERRY_ROOT_KEY` (64 hex digits) takes precedence over the file.
-fn load_or_create_root_key(path: &Path) -> anyhow::Result<RootKey> {
+/// Read the root key: `KEYFERRY_ROOT_KEY` (64 hex digits), else the file (32 raw bytes).
+/// `None`: neither is there. The second value says where the key came from (for messages).
+fn load_root_key(path: &Path) -> anyhow::Result<Option<(RootKey, String)>> {
     if let Ok(hexkey) = std::env::var("KEYFERRY_ROOT_KEY") {
         let bytes = Zeroizing::new(
             hex::decode(hexkey.trim()).context("KEYFERRY_ROOT_KEY must be 64 hex digits")?,
         );
-        return RootKey::from_bytes(&bytes)
-            .map_err(|_| anyhow::anyhow!("KEYFERRY_ROOT_KEY must be 64 hex digits"));
+        let key = RootKey::from_bytes(&bytes)
+            .map_err(|_| anyhow::anyhow!("KEYFERRY_ROOT_KEY must be 64 hex digits"))?;
+        return Ok(Some((key, "KEYFERRY_ROOT_KEY".to_owned())));
     }
     match std::fs::read(path) {
         Ok(bytes) => {
             let bytes = Zeroizing::new(bytes);
-            RootKey::from_bytes(&bytes).map_err(|_| {
+            let key = RootKey::from_bytes(&bytes).map_err(|_| {
                 anyhow::anyhow!(
                     "root key file {} must hold exactly 32 bytes",
                     path.display()
                 )
-            })
+            })?;
+            Ok(Some((key, path.display().to_string())))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let fresh = RootKey::generate();
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts
-                .open(path)
-                .with_context(|| format!("cannot create root key file {}", path.display()))?;
-            f.write_all(&fresh)?;
-            f.sync_all()?;
-            RootKey::from_bytes(&fresh).map_err(|_| anyhow::anyhow!("root key generation failed"))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read root key file {}", path.display())),
     }
+}
+
+/// Create a new root key file with mode 0600 (never overwriting one).
+fn create_root_key(path: &Path) -> anyhow::Result<RootKey> {
+    let fresh = RootKey::generate();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create root key file {}", path.display()))?;
+    f.write_all(&fresh)?;
+    f.sync_all()?;
+    RootKey::from_bytes(&fresh).map_err(|_| anyhow::anyhow!("root key generation failed"))
 }
