@@ -52,6 +52,10 @@ pub enum KmsError {
     UnsupportedOperation(String),
     #[error("ValidationException: {0}")]
     Validation(String),
+    /// A dependency (the database) did not answer in time; retryable (HTTP 503). The detail is
+    /// for logs only.
+    #[error("DependencyTimeoutException: {0}")]
+    DependencyTimeout(String),
     /// A fault of ours (storage down, corrupted record). The detail is for logs only.
     #[error("KMSInternalException: {0}")]
     Internal(String),
@@ -83,6 +87,7 @@ impl KmsError {
             KmsError::Tag(_) => "TagException",
             KmsError::UnsupportedOperation(_) => "UnsupportedOperationException",
             KmsError::Validation(_) => "ValidationException",
+            KmsError::DependencyTimeout(_) => "DependencyTimeoutException",
             KmsError::Internal(_) => "KMSInternalException",
         }
     }
@@ -95,6 +100,9 @@ impl KmsError {
             }
             KmsError::InvalidCiphertext | KmsError::InvalidMac | KmsError::InvalidSignature => None,
             KmsError::Internal(_) => Some("An internal error occurred."),
+            KmsError::DependencyTimeout(_) => Some(
+                "The system timed out while trying to fulfill the request. You can retry the request.",
+            ),
             KmsError::AlreadyExists(m)
             | KmsError::Disabled(m)
             | KmsError::ExpiredImportToken(m)
@@ -124,12 +132,39 @@ impl KmsError {
 
     /// True for faults of the service (HTTP 5xx); false for the caller's errors (HTTP 400).
     pub fn is_server_fault(&self) -> bool {
-        matches!(self, KmsError::Internal(_))
+        matches!(self, KmsError::Internal(_) | KmsError::DependencyTimeout(_))
     }
 }
 
+/// `Unavailable` (a timeout or an unreachable database) is retryable: `DependencyTimeout`.
+/// Everything else is our fault: `Internal`.
 impl From<StoreError> for KmsError {
     fn from(e: StoreError) -> Self {
-        KmsError::Internal(e.to_string())
+        match e {
+            StoreError::Unavailable(_) => KmsError::DependencyTimeout(e.to_string()),
+            StoreError::AlreadyExists | StoreError::Backend(_) => KmsError::Internal(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_map_to_kms_errors() {
+        let e = KmsError::from(StoreError::Unavailable("pool timed out".into()));
+        assert!(matches!(e, KmsError::DependencyTimeout(_)), "{e:?}");
+        assert_eq!(e.code(), "DependencyTimeoutException");
+        assert!(e.is_server_fault());
+        // The detail stays in logs; the client sees AWS's text only.
+        let msg = e.client_message().unwrap_or_default();
+        assert!(!msg.contains("pool"), "{msg}");
+        assert!(!msg.is_empty());
+        let e = KmsError::from(StoreError::Backend("disk I/O error".into()));
+        assert_eq!(e.code(), "KMSInternalException");
+        assert_eq!(e.client_message(), Some("An internal error occurred."));
+        let e = KmsError::from(StoreError::AlreadyExists);
+        assert_eq!(e.code(), "KMSInternalException");
     }
 }

@@ -181,7 +181,11 @@ impl Kms {
         if let Some(target) = cached {
             return Ok(target);
         }
-        match self.store.get_alias(alias).await? {
+        match self
+            .store
+            .get_alias(&self.cfg.account_id, &self.cfg.region, alias)
+            .await?
+        {
             Some(row) => {
                 if let Ok(mut map) = self.aliases.write() {
                     if map.len() >= RECORD_CACHE_MAX {
@@ -279,6 +283,8 @@ impl Kms {
     pub(crate) async fn insert(&self, rec: KeyRecord) -> Result<Arc<KeyRecord>, KmsError> {
         let stored = StoredKey {
             key_id: rec.key_id.clone(),
+            account: rec.account.clone(),
+            region: rec.region.clone(),
             version: 1,
             due_ms: rec.due_ms(),
             doc: rec.encode()?,
@@ -325,6 +331,8 @@ impl Kms {
             let out = f(&mut rec)?;
             let next = StoredKey {
                 key_id: key_id.to_string(),
+                account: stored.account.clone(),
+                region: stored.region.clone(),
                 version: stored.version + 1,
                 due_ms: rec.due_ms(),
                 doc: rec.encode()?,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use keyferry_core::store::{Store, StoreError};
 
-use crate::{PgStore, SqliteStore};
+use crate::{PgStore, SqliteStore, StoreOptions};
 
 /// A parsed store location. `Debug` and `Display` never show a database password.
 #[derive(Clone, PartialEq, Eq)]
@@ -31,11 +31,16 @@ impl StoreLocation {
         StoreLocation::Sqlite(PathBuf::from(path))
     }
 
-    /// Open (and migrate) the store.
+    /// Open (and migrate) the store, with the default [`StoreOptions`].
     pub async fn open(&self) -> Result<Arc<dyn Store>, StoreError> {
+        self.open_with(&StoreOptions::default()).await
+    }
+
+    /// Open (and migrate) the store with explicit timeouts.
+    pub async fn open_with(&self, opts: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
         Ok(match self {
-            StoreLocation::Sqlite(path) => Arc::new(SqliteStore::open(path).await?),
-            StoreLocation::Postgres(url) => Arc::new(PgStore::connect(url).await?),
+            StoreLocation::Sqlite(path) => Arc::new(SqliteStore::open_with(path, opts).await?),
+            StoreLocation::Postgres(url) => Arc::new(PgStore::connect_with(url, opts).await?),
         })
     }
 }

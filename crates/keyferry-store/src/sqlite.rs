@@ -1,25 +1,29 @@
-//! The embedded SQLite backend.
+//! The embedded SQLite backend: opening, pragmas and pools. The queries are shared with
+//! PostgreSQL (`imp.rs`, `sql.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use keyferry_core::store::{AliasRow, Store, StoreError, StoredKey};
+use keyferry_core::store::StoreError;
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
 
-use crate::error::{backend, limit, map_err};
+use crate::error::map_err;
+use crate::options::StoreOptions;
 use crate::schema;
 
 /// Readers in parallel; writes go through one connection (SQLite allows one writer anyway,
 /// and a single writer connection avoids `SQLITE_BUSY` on lock upgrades).
 const READERS: u32 = 4;
 
-/// A [`Store`] in one SQLite file (WAL mode, `synchronous = FULL`).
+/// A [`Store`](keyferry_core::store::Store) in one SQLite file (WAL mode,
+/// `synchronous = FULL`).
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     path: PathBuf,
+    /// Client-side limit on one operation.
+    deadline: Duration,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -32,8 +36,24 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Open (creating the file and its parent directories if missing) and migrate the
-    /// database at `path`.
+    /// database at `path`, with the default [`StoreOptions`].
     pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, &StoreOptions::default()).await
+    }
+
+    /// [`SqliteStore::open`] with explicit timeouts.
+    pub async fn open_with(path: &Path, opts: &StoreOptions) -> Result<SqliteStore, StoreError> {
+        match tokio::time::timeout(opts.open_timeout, SqliteStore::open_inner(path, opts)).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "opening {} took longer than {} ms",
+                path.display(),
+                opts.open_timeout.as_millis()
+            ))),
+        }
+    }
+
+    async fn open_inner(path: &Path, opts: &StoreOptions) -> Result<SqliteStore, StoreError> {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
@@ -70,26 +90,36 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             // PRAGMA busy_timeout: wait, rather than fail with SQLITE_BUSY, while another
             // process (a second server on the same file, a backup tool) holds the write lock.
-            .busy_timeout(Duration::from_secs(10))
-            // PRAGMA foreign_keys = ON: enforce any REFERENCES clause (SQLite's default is off).
+            .busy_timeout(opts.sqlite_busy_timeout)
+            // PRAGMA foreign_keys = ON: enforce the REFERENCES clauses (SQLite's default is off).
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
+        // Opening and migrating may wait for the lock of another process; the open deadline
+        // bounds it, on a connection of its own. Requests then fail fast: a request waits at
+        // most `acquire_timeout` for the writer (or a reader) connection.
+        let migrator = SqlitePoolOptions::new()
             .max_connections(1)
+            .acquire_timeout(opts.connect_timeout)
             .connect_with(options.clone())
             .await
-            .map_err(backend)?;
-        migrate(&writer).await?;
+            .map_err(map_err)?;
+        migrate(&migrator).await?;
+        migrator.close().await;
+        // Lazy: the migrator has shown the file opens; connections are made on first use.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(opts.acquire_timeout)
+            .connect_lazy_with(options.clone());
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .acquire_timeout(opts.acquire_timeout)
             // PRAGMA query_only: reader connections can never write by mistake.
-            .connect_with(options.pragma("query_only", "ON"))
-            .await
-            .map_err(backend)?;
+            .connect_lazy_with(options.pragma("query_only", "ON"));
         drop(open_lock);
         Ok(SqliteStore {
             writer,
             reader,
             path: path.to_owned(),
+            deadline: opts.acquire_timeout + opts.sqlite_busy_timeout + opts.statement_timeout,
         })
     }
 
@@ -103,222 +133,18 @@ impl SqliteStore {
 async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     // BEGIN IMMEDIATE takes the write lock up front, so two processes opening the same file
     // at once apply each migration exactly once.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-    sqlx::query(schema::CREATE_VERSION_TABLE)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-    let current: Option<i64> = sqlx::query_scalar(schema::MAX_VERSION)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
-    let current = current.unwrap_or(0);
-    let latest = schema::latest(schema::SQLITE);
-    if current > latest {
-        return Err(StoreError::Backend(format!(
-            "database schema version {current} is newer than this build supports ({latest})"
-        )));
-    }
-    for m in schema::SQLITE.iter().filter(|m| m.version > current) {
-        for stmt in m.statements {
-            sqlx::query(*stmt)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
-        }
-        tracing::info!(version = m.version, "applied schema migration");
-        sqlx::query("INSERT INTO schema_version (version, applied_ms) VALUES (?, ?)")
-            .bind(m.version)
-            .bind(schema::now_ms())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-    }
-    tx.commit().await.map_err(backend)
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+    SqliteStore::apply_migrations(&mut tx, &schema::SQLITE).await?;
+    tx.commit().await.map_err(map_err)
 }
 
-fn alias_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AliasRow, StoreError> {
-    Ok(AliasRow {
-        name: row.try_get(0).map_err(backend)?,
-        target_key_id: row.try_get(1).map_err(backend)?,
-        creation_ms: row.try_get(2).map_err(backend)?,
-        last_updated_ms: row.try_get(3).map_err(backend)?,
-    })
-}
+#[allow(clippy::wildcard_imports)]
+mod store_impl {
+    use keyferry_core::store::{AliasRow, GrantRow, KeyUsageRow, StoreError, StoredKey};
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn get_key(&self, key_id: &str) -> Result<Option<StoredKey>, StoreError> {
-        let row: Option<(String, i64, Option<i64>, Vec<u8>)> =
-            sqlx::query_as("SELECT key_id, version, due_ms, doc FROM keys WHERE key_id = ?")
-                .bind(key_id)
-                .fetch_optional(&self.reader)
-                .await
-                .map_err(backend)?;
-        Ok(row.map(|(key_id, version, due_ms, doc)| StoredKey {
-            key_id,
-            version,
-            due_ms,
-            doc,
-        }))
-    }
+    use super::SqliteStore;
+    use crate::imp::*;
+    use crate::sql;
 
-    async fn insert_key(&self, key: &StoredKey) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO keys (key_id, version, due_ms, doc) VALUES (?, ?, ?, ?)")
-            .bind(&key.key_id)
-            .bind(key.version)
-            .bind(key.due_ms)
-            .bind(&key.doc)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn update_key(&self, key: &StoredKey, expected_version: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE keys SET version = ?, due_ms = ?, doc = ? WHERE key_id = ? AND version = ?",
-        )
-        .bind(key.version)
-        .bind(key.due_ms)
-        .bind(&key.doc)
-        .bind(&key.key_id)
-        .bind(expected_version)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn delete_key(&self, key_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
-        sqlx::query("DELETE FROM aliases WHERE target_key_id = ?")
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        sqlx::query("DELETE FROM keys WHERE key_id = ?")
-            .bind(key_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)
-    }
-
-    async fn list_key_ids(
-        &self,
-        after: Option<&str>,
-        limit_n: u32,
-    ) -> Result<Vec<String>, StoreError> {
-        let q = match after {
-            Some(after) => sqlx::query_scalar(
-                "SELECT key_id FROM keys WHERE key_id > ? ORDER BY key_id LIMIT ?",
-            )
-            .bind(after)
-            .bind(limit(limit_n)),
-            None => sqlx::query_scalar("SELECT key_id FROM keys ORDER BY key_id LIMIT ?")
-                .bind(limit(limit_n)),
-        };
-        q.fetch_all(&self.reader).await.map_err(backend)
-    }
-
-    async fn due_key_ids(&self, now_ms: i64, limit_n: u32) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT key_id FROM keys WHERE due_ms IS NOT NULL AND due_ms <= ? \
-             ORDER BY due_ms, key_id LIMIT ?",
-        )
-        .bind(now_ms)
-        .bind(limit(limit_n))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(backend)
-    }
-
-    async fn get_alias(&self, name: &str) -> Result<Option<AliasRow>, StoreError> {
-        let row = sqlx::query(
-            "SELECT name, target_key_id, creation_ms, last_updated_ms FROM aliases WHERE name = ?",
-        )
-        .bind(name)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(backend)?;
-        row.as_ref().map(alias_from_row).transpose()
-    }
-
-    async fn insert_alias(&self, alias: &AliasRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO aliases (name, target_key_id, creation_ms, last_updated_ms) \
-             VALUES (?, ?, ?, ?)",
-        )
-        .bind(&alias.name)
-        .bind(&alias.target_key_id)
-        .bind(alias.creation_ms)
-        .bind(alias.last_updated_ms)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn update_alias(
-        &self,
-        name: &str,
-        target_key_id: &str,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let done =
-            sqlx::query("UPDATE aliases SET target_key_id = ?, last_updated_ms = ? WHERE name = ?")
-                .bind(target_key_id)
-                .bind(now_ms)
-                .bind(name)
-                .execute(&self.writer)
-                .await
-                .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn delete_alias(&self, name: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM aliases WHERE name = ?")
-            .bind(name)
-            .execute(&self.writer)
-            .await
-            .map_err(backend)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn list_aliases(
-        &self,
-        key_id: Option<&str>,
-        after: Option<&str>,
-        limit_n: u32,
-    ) -> Result<Vec<AliasRow>, StoreError> {
-        let q = match (key_id, after) {
-            (None, None) => sqlx::query(
-                "SELECT name, target_key_id, creation_ms, last_updated_ms FROM aliases \
-                 ORDER BY name LIMIT ?",
-            ),
-            (None, Some(after)) => sqlx::query(
-                "SELECT name, target_key_id, creation_ms, last_updated_ms FROM aliases \
-                 WHERE name > ? ORDER BY name LIMIT ?",
-            )
-            .bind(after),
-            (Some(key_id), None) => sqlx::query(
-                "SELECT name, target_key_id, creation_ms, last_updated_ms FROM aliases \
-                 WHERE target_key_id = ? ORDER BY name LIMIT ?",
-            )
-            .bind(key_id),
-            (Some(key_id), Some(after)) => sqlx::query(
-                "SELECT name, target_key_id, creation_ms, last_updated_ms FROM aliases \
-                 WHERE target_key_id = ? AND name > ? ORDER BY name LIMIT ?",
-            )
-            .bind(key_id)
-            .bind(after),
-        };
-        let rows = q
-            .bind(limit(limit_n))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(backend)?;
-        rows.iter().map(alias_from_row).collect()
-    }
+    crate::imp::impl_store!(SqliteStore, sqlx::Sqlite);
 }

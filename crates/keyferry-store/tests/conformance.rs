@@ -33,6 +33,8 @@ async fn sqlite_reopen_keeps_data_and_schema() {
     let s = SqliteStore::open(&path).await.unwrap();
     let k = StoredKey {
         key_id: "k".into(),
+        account: common::ACCT.into(),
+        region: common::REGION.into(),
         version: 1,
         due_ms: None,
         doc: b"doc".to_vec(),
@@ -60,7 +62,7 @@ async fn sqlite_reopen_keeps_data_and_schema() {
         )
         .await
         .unwrap();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
 }
 
 /// Two stores opened on the same file at once (two server processes) migrate once and see
@@ -73,6 +75,8 @@ async fn sqlite_two_handles_on_one_file() {
     let (a, b) = (a.unwrap(), b.unwrap());
     let k = StoredKey {
         key_id: "k".into(),
+        account: common::ACCT.into(),
+        region: common::REGION.into(),
         version: 1,
         due_ms: Some(1),
         doc: vec![1],
@@ -86,7 +90,7 @@ async fn sqlite_two_handles_on_one_file() {
 }
 
 #[tokio::test]
-async fn bad_locations_are_backend_errors() {
+async fn bad_locations_are_errors() {
     let dir = tempfile::tempdir().unwrap();
     // A directory is not a database file.
     let err = SqliteStore::open(dir.path()).await.unwrap_err();
@@ -103,13 +107,20 @@ async fn bad_locations_are_backend_errors() {
     let msg = err.to_string();
     assert!(matches!(err, StoreError::Backend(_)), "{msg}");
     assert!(!msg.contains("sekrit"), "{msg}");
-    // Nothing listens on port 1: a Backend error, not a panic.
-    let err = keyferry_store::open_store("postgres://u:sekrit@127.0.0.1:1/db?connect_timeout=2")
+    // Nothing listens on port 1: after connect_timeout of retrying, Unavailable (retryable),
+    // not a panic, and without the password.
+    let opts = keyferry_store::StoreOptions {
+        connect_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let err = keyferry_store::open_store_with("postgres://u:sekrit@127.0.0.1:1/db", &opts)
         .await
         .err()
         .unwrap();
-    assert!(matches!(err, StoreError::Backend(_)));
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(!err.to_string().contains("sekrit"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
 }
 
 #[tokio::test]

@@ -33,6 +33,8 @@ async fn durability_child() {
         store
             .insert_key(&StoredKey {
                 key_id: format!("key-{i:06}"),
+                account: common::ACCT.into(),
+                region: common::REGION.into(),
                 version: 1,
                 due_ms: Some(i64::from(i)),
                 doc: doc(i),
@@ -88,7 +90,10 @@ async fn check(location: &str, last: u32) {
             .unwrap_or_else(|| panic!("acknowledged key {i} lost (last ack {last})"));
         assert_eq!(k.doc, doc(i));
     }
-    let ids = store.list_key_ids(None, MAX_KEYS).await.unwrap();
+    let ids = store
+        .list_key_ids(common::ACCT, common::REGION, None, MAX_KEYS)
+        .await
+        .unwrap();
     // Writes after the last "ok" read may or may not have committed; none may be missing.
     assert!(
         ids.len() as u32 > last,

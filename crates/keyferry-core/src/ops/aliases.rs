@@ -14,6 +14,8 @@ impl Kms {
         not_pending_deletion(&target)?;
         let now = self.now_ms();
         let row = AliasRow {
+            account: self.cfg.account_id.clone(),
+            region: self.cfg.region.clone(),
             name: req.alias_name.clone(),
             target_key_id: target.key_id.clone(),
             creation_ms: now,
@@ -33,7 +35,11 @@ impl Kms {
         check_alias_name(&req.alias_name)?;
         let target = self.resolve(&req.target_key_id, false).await?;
         not_pending_deletion(&target)?;
-        let Some(current) = self.store.get_alias(&req.alias_name).await? else {
+        let Some(current) = self
+            .store
+            .get_alias(&self.cfg.account_id, &self.cfg.region, &req.alias_name)
+            .await?
+        else {
             return Err(self.alias_not_found(&req.alias_name));
         };
         if let Ok(old) = self.load(&current.target_key_id).await
@@ -47,7 +53,13 @@ impl Kms {
         self.forget_alias(&req.alias_name);
         if !self
             .store
-            .update_alias(&req.alias_name, &target.key_id, self.now_ms())
+            .update_alias(
+                &self.cfg.account_id,
+                &self.cfg.region,
+                &req.alias_name,
+                &target.key_id,
+                self.now_ms(),
+            )
             .await?
         {
             return Err(self.alias_not_found(&req.alias_name));
@@ -58,7 +70,11 @@ impl Kms {
     pub async fn delete_alias(&self, req: DeleteAliasRequest) -> Result<(), KmsError> {
         check_alias_name(&req.alias_name)?;
         self.forget_alias(&req.alias_name);
-        if !self.store.delete_alias(&req.alias_name).await? {
+        if !self
+            .store
+            .delete_alias(&self.cfg.account_id, &self.cfg.region, &req.alias_name)
+            .await?
+        {
             return Err(self.alias_not_found(&req.alias_name));
         }
         Ok(())
@@ -82,7 +98,13 @@ impl Kms {
         }
         let mut rows = self
             .store
-            .list_aliases(key_id.as_deref(), req.marker.as_deref(), limit + 1)
+            .list_aliases(
+                &self.cfg.account_id,
+                &self.cfg.region,
+                key_id.as_deref(),
+                req.marker.as_deref(),
+                limit + 1,
+            )
             .await?;
         let truncated = rows.len() > limit as usize;
         rows.truncate(limit as usize);

@@ -138,7 +138,12 @@ impl Kms {
         }
         let mut ids = self
             .store
-            .list_key_ids(req.marker.as_deref(), limit + 1)
+            .list_key_ids(
+                &self.cfg.account_id,
+                &self.cfg.region,
+                req.marker.as_deref(),
+                limit + 1,
+            )
             .await?;
         let truncated = ids.len() > limit as usize;
         ids.truncate(limit as usize);
