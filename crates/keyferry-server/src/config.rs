@@ -56,6 +56,8 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Where `/healthz`, `/readyz` and `/metrics` are served (plain HTTP); `None`: nowhere.
     pub admin_listen: Option<SocketAddr>,
+    /// Storage timeouts (fail fast with DependencyTimeoutException when the database does not answer).
+    pub store_options: keyferry_store::StoreOptions,
 }
 
 impl ServeConfig {
@@ -76,6 +78,7 @@ impl ServeConfig {
             limits: Limits::default(),
             shutdown_grace: Duration::from_secs(5),
             admin_listen: None,
+            store_options: keyferry_store::StoreOptions::default(),
         }
     }
 
@@ -173,24 +176,26 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             .into_owned(),
     };
     let shown_db = format!("{:?}", RedactedUrl(database.clone()));
-    let store = keyferry_store::open_store(&database)
+    let store = keyferry_store::open_store_with(&database, &cfg.store_options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open storage: {e}"))?;
     let (root, root_source) = match load_root_key(&root_path)? {
         Some(r) => r,
         None => {
-            // Never a new root key for a database that already holds keys: its material would
+            // Never a new root key for a database that already has one: its material would
             // become unreadable and new material would be sealed under a second root.
-            let holds_keys = !store
-                .list_key_ids(None, 1)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot read storage {shown_db}: {e}"))?
-                .is_empty();
-            if holds_keys {
+            let in_use = keyferry_core::reseal::database_in_use(
+                store.as_ref(),
+                &cfg.account_id,
+                &cfg.region,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read storage {shown_db}: {e}"))?;
+            if in_use {
                 bail!(
-                    "the root key file {} does not exist, but the database {shown_db} already holds keys sealed under a root key. \
+                    "the root key file {} does not exist, but the database {shown_db} already has a root key (it holds its check value or keys sealed under it). \
                      Restore that root key (from your backup of {}), or point --root-key-file / KEYFERRY_ROOT_KEY at it. \
-                     Keyferry does not create a new root key for a database that holds keys.",
+                     Keyferry does not create a new root key for a database that has one.",
                     root_path.display(),
                     root_path.display()
                 );
@@ -212,13 +217,16 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         &root,
         Arc::new(SystemClock),
     );
-    let check = kms
-        .check_root_key(3)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot read storage {shown_db}: {e}"))?;
+    let check = kms.bind_root_key(&root).await.map_err(|e| {
+        anyhow::anyhow!("cannot check the root key against storage {shown_db}: {e}")
+    })?;
     if let RootKeyCheck::Mismatch { key_id } = &check {
+        let what = match key_id {
+            Some(k) => format!("the key material of key {k}"),
+            None => "the root key check value".to_owned(),
+        };
         bail!(
-            "the root key from {root_source} does not open the key material of key {key_id} in {shown_db}: \
+            "the root key from {root_source} does not open {what} in {shown_db}: \
              it is not the root key this database was sealed with. Start with the database's own root key \
              (restore it from backup, or use the same --root-key-file / KEYFERRY_ROOT_KEY as the other nodes of this database)."
         );

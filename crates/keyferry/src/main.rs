@@ -114,6 +114,14 @@ struct ServeArgs {
     /// Address for /healthz, /readyz and /metrics (plain HTTP, no authentication: keep it internal).
     #[arg(long, env = "KEYFERRY_ADMIN_LISTEN")]
     admin_listen: Option<String>,
+    /// Storage: longest wait for a database connection before a request fails with
+    /// DependencyTimeoutException (retryable).
+    #[arg(long, env = "KEYFERRY_STORAGE_ACQUIRE_TIMEOUT", default_value = "500ms", value_parser = keyferry_server::limits::parse_duration)]
+    storage_acquire_timeout: Duration,
+    /// Storage: longest one database statement may run (PostgreSQL statement_timeout and a
+    /// client-side deadline) before the request fails with DependencyTimeoutException.
+    #[arg(long, env = "KEYFERRY_STORAGE_STATEMENT_TIMEOUT", default_value = "2s", value_parser = keyferry_server::limits::parse_duration)]
+    storage_statement_timeout: Duration,
     /// Log format on stderr.
     #[arg(long, env = "KEYFERRY_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -319,6 +327,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_connections: args.max_connections,
     };
     cfg.shutdown_grace = args.shutdown_grace;
+    cfg.store_options.acquire_timeout = args.storage_acquire_timeout;
+    cfg.store_options.statement_timeout = args.storage_statement_timeout;
     cfg.admin_listen = match &args.admin_listen {
         Some(a) => Some(resolve_listen("--admin-listen", a).await?),
         None => None,

@@ -46,6 +46,7 @@ fn missing_or_wrong_root_key_is_refused_and_the_right_one_opens_everything() {
         .err()
         .expect("started without its root key");
     assert!(err.contains("does not exist, but the database"), "{err}");
+    assert!(err.contains("already has a root key"), "{err}");
     assert!(err.contains("Restore that root key"), "{err}");
     assert!(
         !root.exists(),
@@ -97,4 +98,39 @@ fn an_empty_database_gets_a_new_root_key() {
     assert_eq!(meta.len(), 32);
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}
+
+#[test]
+fn an_initialised_database_without_keys_is_bound_to_its_root_key_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let listen = ["--listen", "127.0.0.1:0"];
+    // First start: a new root key, and its check value stored in the database.
+    drop(Ops::start(&data, &listen, &[]));
+    let root = data.join("root.key");
+    let saved = std::fs::read(&root).unwrap();
+
+    // No keys at all, but a different root key is still refused (the check value).
+    std::fs::write(&root, [9u8; 32]).unwrap();
+    let err = Ops::try_start(&data, &listen, &[])
+        .err()
+        .expect("started with another root key");
+    assert!(
+        err.contains("does not open the root key check value"),
+        "{err}"
+    );
+    // And a missing one is not silently replaced.
+    std::fs::remove_file(&root).unwrap();
+    let err = Ops::try_start(&data, &listen, &[])
+        .err()
+        .expect("started without its root key");
+    assert!(err.contains("already has a root key"), "{err}");
+    assert!(!root.exists());
+    std::fs::write(&root, &saved).unwrap();
+    let s = Ops::start(&data, &listen, &[]);
+    assert!(
+        s.wait_log("Matches", std::time::Duration::from_secs(2)),
+        "{}",
+        s.stderr_text()
+    );
 }
