@@ -50,6 +50,8 @@ pub(crate) fn now_ms() -> u64 {
 pub(crate) struct Activity {
     phase: AtomicU8,
     since_ms: AtomicU64,
+    /// Woken when an idle connection starts a request header (its deadline gets shorter).
+    pub(crate) wake: tokio::sync::Notify,
 }
 
 pub(crate) const READING_HEAD: u8 = 0;
@@ -61,6 +63,7 @@ impl Activity {
         Arc::new(Activity {
             phase: AtomicU8::new(READING_HEAD),
             since_ms: AtomicU64::new(now_ms()),
+            wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -88,6 +91,7 @@ impl Activity {
     fn bytes_received(&self) {
         if self.phase.load(Ordering::Acquire) == IDLE {
             self.set(READING_HEAD);
+            self.wake.notify_one();
         }
     }
 }

@@ -246,6 +246,7 @@ impl Conn {
                     }
                     return;
                 }
+                () = activity.wake.notified() => continue,
                 r = self.shutdown.changed(), if !draining => {
                     if r.is_err() || *self.shutdown.borrow() {
                         // Connections without a request in progress close now; the others

@@ -266,3 +266,32 @@ fn sigterm_drains_an_in_flight_request_and_exits_within_the_grace_period() {
     );
     assert!(server.wait_log("grace period over", Duration::from_secs(1)));
 }
+
+#[test]
+fn a_header_started_on_an_idle_keep_alive_connection_gets_the_header_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Ops::start(
+        &tmp.path().join("data"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--header-read-timeout",
+            "1s",
+            "--idle-timeout",
+            "20s",
+        ],
+        &[],
+    );
+    let addr = server.addr.clone();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(&signed_raw(&addr, "ListKeys", "{}")).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+    assert_eq!(read_response(&mut s).0, 200);
+    // Idle well past the header timeout: still open (the idle timeout applies).
+    std::thread::sleep(Duration::from_millis(1500));
+    // Then half a header: closed about a second later, not after the idle timeout.
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let t = Instant::now();
+    assert!(closed_within(&mut s, Duration::from_secs(5)));
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+}
