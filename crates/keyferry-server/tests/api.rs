@@ -143,8 +143,8 @@ async fn protocol_headers_and_unit_responses() {
     );
     assert_eq!(
         api.error(
-            "CreateGrant",
-            json!({"KeyId": id, "GranteePrincipal": "x", "Operations": ["Encrypt"]})
+            "CreateCustomKeyStore",
+            json!({"CustomKeyStoreName": "x"})
         )
         .await
         .0,
