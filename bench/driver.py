@@ -36,6 +36,7 @@ from botocore.credentials import Credentials
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
+TARGETS = ("ceiling", "keyferry", "keyferry-authz", "moto")
 ACCESS_KEY = "AKIAKEYFERRYDEV00001"
 SECRET_KEY = "keyferry-development-secret-not-for-production"
 REGION = "us-east-1"
@@ -61,8 +62,9 @@ def b64(data):
 # ---------------------------------------------------------------- signing and raw requests
 
 
-def signed(port, op, body_obj):
+def signed(port, op, body_obj, creds=None):
     """A SigV4-signed KMS request for 127.0.0.1:port: (body bytes, ordered header list)."""
+    akid, secret = creds or (ACCESS_KEY, SECRET_KEY)
     body = json.dumps(body_obj, separators=(",", ":")).encode()
     req = AWSRequest(
         method="POST",
@@ -70,7 +72,7 @@ def signed(port, op, body_obj):
         data=body,
         headers={"Content-Type": CT, "X-Amz-Target": f"TrentService.{op}"},
     )
-    SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "kms", REGION).add_auth(req)
+    SigV4Auth(Credentials(akid, secret), "kms", REGION).add_auth(req)
     headers = [(k, v) for k, v in req.headers.items()]
     headers.append(("Host", f"127.0.0.1:{port}"))
     return body, headers
@@ -217,11 +219,11 @@ def lua_script(path, requests):
 
 
 def run_wrk(args, workdir, name, port, op, body_obj, connections=None, threads=None,
-            duration=None, timeout_s=5, watch_pid=None):
+            duration=None, timeout_s=5, watch_pid=None, creds=None):
     """body_obj: one request body, or a list of bodies to cycle through."""
     objs = body_obj if isinstance(body_obj, list) else [body_obj]
     # Fresh signatures per run: a signed request is valid for 5 minutes.
-    requests = [signed(port, op, o) for o in objs]
+    requests = [signed(port, op, o, creds) for o in objs]
     script = os.path.join(workdir, f"{name}-{op}.lua")
     lua_script(script, requests)
     c = connections or args.connections
@@ -257,10 +259,38 @@ def run_wrk(args, workdir, name, port, op, body_obj, connections=None, threads=N
 # ---------------------------------------------------------------- phases
 
 
-def start_keyferry(args, data_dir, port, pool_size=None):
+# The authorization + audit instance ("keyferry-authz"): an identities file whose account root
+# holds the benchmark's access key (it creates the keys, which get the default key policy) and a
+# user whose IAM policy allows the operations (it signs the load: the default key policy delegates
+# to the account, so every request evaluates the key policy and the user's identity policy), and
+# the audit trail written to a file.
+AUTHZ_USER = ("AKIABENCHUSER0000001", "bench-user-secret-not-for-production")
+IDENTITIES = f"""
+[[accounts]]
+id = "111122223333"
+root = {{ access_key_id = "{ACCESS_KEY}", secret_access_key = "{SECRET_KEY}" }}
+
+[[accounts.users]]
+name = "bench"
+access_keys = [{{ access_key_id = "{AUTHZ_USER[0]}", secret_access_key = "{AUTHZ_USER[1]}" }}]
+policies = ['''{{"Version":"2012-10-17","Statement":[
+  {{"Sid":"UseKeys","Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt","kms:GenerateDataKey","kms:Sign"],
+    "Resource":"arn:aws:kms:us-east-1:111122223333:key/*"}},
+  {{"Sid":"NoDeletion","Effect":"Deny","Action":"kms:ScheduleKeyDeletion","Resource":"*"}}]}}''']
+"""
+
+
+def start_keyferry(args, data_dir, port, pool_size=None, authz_dir=None):
     argv = [args.keyferry, "serve", "--listen", f"127.0.0.1:{port}", "--data", data_dir]
     if pool_size is not None:
         argv += ["--wrapping-pool-size", str(pool_size)]
+    if authz_dir is not None:
+        os.makedirs(authz_dir, exist_ok=True)
+        ids = os.path.join(authz_dir, "identities.toml")
+        fd = os.open(ids, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(IDENTITIES)
+        argv += ["--identities", ids, "--audit-log", os.path.join(authz_dir, "audit.jsonl")]
     env = dict(os.environ)
     env.pop("KEYFERRY_ACCESS_KEY_ID", None)
     env.pop("KEYFERRY_SECRET_ACCESS_KEY", None)
@@ -501,14 +531,14 @@ def report(res):
     for op, per in res["ops"].items():
         ceil = med(per["ceiling"], "rps") if per.get("ceiling") else None
         moto = med(per["moto"], "rps") if per.get("moto") else None
-        for tgt in ("ceiling", "keyferry", "moto"):
+        for tgt in TARGETS:
             rs = per.get(tgt)
             if not rs:
                 continue
             rps = med(rs, "rps")
             errs = sum(r["errors"] for r in rs)
             vc = f"{rps / ceil * 100:.0f} %" if ceil and tgt != "ceiling" else ""
-            vm = f"{rps / moto:.0f}×" if moto and tgt == "keyferry" else ""
+            vm = f"{rps / moto:.0f}×" if moto and tgt.startswith("keyferry") else ""
             L.append(f"| {op} | {tgt} | {rps:,.0f} | {fmt_ms(med(rs, 'p50_us'))} | {fmt_ms(med(rs, 'p99_us'))} "
                      f"| {errs} | {vc} | {vm} |")
     imp = res.get("import", {})
@@ -536,10 +566,16 @@ def report(res):
     st = res["startup"]
     L.append(f"- `openssl speed -seconds 3 rsa4096`: {o.get('single')} private ops/s on one core "
              f"({o.get('multi2')} with `-multi 2`).")
-    L.append(f"- First answer (signed ListKeys 200) after process start, fresh data directory: "
-             f"{', '.join(f'{t:.0f}' for t in st['first_answer_ms'])} ms (median {statistics.median(st['first_answer_ms']):.0f} ms).")
-    L.append(f"- Resident memory: idle {st['idle_rss_kib_default'] / 1024:.1f} MB (default flags, pool filled); "
+    if st:
+        L.append(f"- First answer (signed ListKeys 200) after process start, fresh data directory: "
+                 f"{', '.join(f'{t:.0f}' for t in st['first_answer_ms'])} ms (median {statistics.median(st['first_answer_ms']):.0f} ms).")
+    L.append(f"- Resident memory: idle {st['idle_rss_kib_default'] / 1024 if st else float('nan'):.1f} MB (default flags, pool filled); "
              f"main instance idle {res['rss']['idle_kib'] / 1024:.1f} MB, peak under load {res['rss']['peak_kib'] / 1024:.1f} MB.")
+    if res.get("audit"):
+        a = res["audit"]
+        L.append(f"- keyferry-authz (identities file, user with an IAM policy, default key policy, audit trail "
+                 f"to a file): {a['events']:,} audit events ({a['bytes'] / 1e6:.1f} MB) for "
+                 f"{a['requests']:,} requests wrk counted.")
     L.append(f"- Bulk import: {res['bulk_import']}")
     b = res.get("bulk")
     if b and "default_pool_s" in b:
@@ -568,6 +604,12 @@ def targets(res):
             out.append({"name": f"{op} ≥ 50× moto_server", "met": k >= 50 * mo, "detail": f"{k / mo:.0f}×"})
         out.append({"name": f"{op} no errors at {res['params']['connections']} connections", "met": errs == 0,
                     "detail": f"{errs} errors"})
+        if per.get("keyferry-authz"):
+            a = med(per["keyferry-authz"], "rps")
+            aerrs = sum(r["errors"] for r in per["keyferry-authz"])
+            out.append({"name": f"{op} with authorization and audit on ≥ 50 % of ceiling, no errors",
+                        "met": a >= 0.5 * c and aerrs == 0,
+                        "detail": f"{a / c * 100:.0f} % ({a / k * 100:.0f} % of authorization off), {aerrs} errors"})
     imp = res.get("import")
     o = res.get("openssl", {})
     if imp and o.get("single"):
@@ -580,10 +622,11 @@ def targets(res):
     if imp:
         p99 = imp["gpfi_warm"]["p99_us"] / 1000
         out.append({"name": "GetParametersForImport warm pool p99 < 5 ms", "met": p99 < 5, "detail": f"{p99:.2f} ms"})
-    idle = res["startup"]["idle_rss_kib_default"] / 1024
-    out.append({"name": "idle memory < 30 MB", "met": idle < 30, "detail": f"{idle:.1f} MB"})
-    fa = statistics.median(res["startup"]["first_answer_ms"])
-    out.append({"name": "first answer ≤ 200 ms after start", "met": fa <= 200, "detail": f"{fa:.0f} ms (median)"})
+    if res["startup"]:
+        idle = res["startup"]["idle_rss_kib_default"] / 1024
+        out.append({"name": "idle memory < 30 MB", "met": idle < 30, "detail": f"{idle:.1f} MB"})
+        fa = statistics.median(res["startup"]["first_answer_ms"])
+        out.append({"name": "first answer ≤ 200 ms after start", "met": fa <= 200, "detail": f"{fa:.0f} ms (median)"})
     out.append({"name": "`keyferry import` of 50 keys ≥ 20× the aws CLI + openssl procedure",
                 "met": bool(res.get("bulk_import_met")), "detail": res["bulk_import"]})
     return out
@@ -619,12 +662,16 @@ def main():
     ap.add_argument("--import-keys", type=int, default=16, help="keys the ImportKeyMaterial replay cycles through")
     ap.add_argument("--import-connections", type=int, default=8)
     ap.add_argument("--ops", default="Encrypt,Decrypt,GenerateDataKey,Sign")
+    ap.add_argument("--targets", default=",".join(TARGETS),
+                    help="servers to load (ceiling is always started: the ratios need it)")
+    ap.add_argument("--skip-startup", action="store_true", help="do not measure start-up time and idle memory")
     ap.add_argument("--skip-import", action="store_true")
     ap.add_argument("--bulk-keys", type=int, default=50, help="keys for `keyferry import` vs the seed procedure")
     ap.add_argument("--json", default=None, help="write raw results here")
     ap.add_argument("--markdown", default=None, help="write the report here too")
     args = ap.parse_args()
-    for tool in ("wrk", "moto_server", "openssl"):
+    selected = [t for t in TARGETS if t in args.targets.split(",") or t == "ceiling"]
+    for tool in ("wrk", "openssl") + (("moto_server",) if "moto" in selected else ()):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is not on PATH")
 
@@ -634,7 +681,7 @@ def main():
            "params": {k: getattr(args, k) for k in ("rounds", "duration", "connections", "threads", "pool_size")},
            "ops": {}}
     log(f"work dir {base}")
-    res["startup"] = measure_startup(args, base)
+    res["startup"] = measure_startup(args, base) if not args.skip_startup else None
 
     procs = []
     try:
@@ -645,38 +692,62 @@ def main():
         ceiling = Proc("ceiling", [args.ceiling, f"127.0.0.1:{cport}"], ready_pattern=r"listening on")
         procs.append(ceiling)
         ceiling.wait_line()
-        moto = Proc("moto", ["moto_server", "-H", "127.0.0.1", "-p", str(mport)])
-        procs.append(moto)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", mport), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not start")
-                time.sleep(0.2)
+        if "moto" in selected:
+            moto = Proc("moto", ["moto_server", "-H", "127.0.0.1", "-p", str(mport)])
+            procs.append(moto)
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", mport), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("moto_server did not start")
+                    time.sleep(0.2)
 
         kkeys = setup_keys(kport, with_import=True)
-        mkeys = setup_keys(mport, with_import=False)
-        bodies = {"keyferry": op_bodies(kkeys), "moto": op_bodies(mkeys)}
+        bodies = {"keyferry": op_bodies(kkeys)}
         bodies["ceiling"] = bodies["keyferry"]  # the same request bytes, signed for the ceiling's host
         ports = {"keyferry": kport, "moto": mport, "ceiling": cport}
+        creds = {}
+        if "moto" in selected:
+            bodies["moto"] = op_bodies(setup_keys(mport, with_import=False))
+        if "keyferry-authz" in selected:
+            aport = free_port()
+            authz_dir = os.path.join(base, "authz")
+            kfa = start_keyferry(args, os.path.join(base, "authz-data"), aport, authz_dir=authz_dir)
+            procs.append(kfa)
+            kfa.wait_line()
+            bodies["keyferry-authz"] = op_bodies(setup_keys(aport, with_import=False))
+            ports["keyferry-authz"] = aport
+            creds["keyferry-authz"] = AUTHZ_USER
+            wait_idle(kfa.pid, timeout=300)
         log("waiting for the wrapping-key pool to fill (keyferry idle)")
         wait_idle(kf.pid, timeout=300)
         res["rss"] = {"idle_kib": rss_kib(kf.pid), "peak_kib": 0}
 
         ops = [o for o in args.ops.split(",") if o]
-        order = ["ceiling", "keyferry", "moto"]
+        order = [t for t in TARGETS if t in selected]
         for rnd in range(args.rounds):
             for op in ops:
-                rot = order[rnd % 3:] + order[:rnd % 3]  # interleave and rotate the order per round
+                n = len(order)
+                rot = order[rnd % n:] + order[:rnd % n]  # interleave and rotate the order per round
                 for tgt in rot:
                     watch = kf.pid if tgt == "keyferry" else None
-                    r = run_wrk(args, base, tgt, ports[tgt], op, bodies[tgt][op], watch_pid=watch)
+                    r = run_wrk(args, base, tgt, ports[tgt], op, bodies[tgt][op], watch_pid=watch,
+                                creds=creds.get(tgt))
                     res["ops"].setdefault(op, {}).setdefault(tgt, []).append(r)
                     if watch:
                         res["rss"]["peak_kib"] = max(res["rss"]["peak_kib"], r["peak_rss_kib"])
+
+        if "keyferry-authz" in selected:
+            log_path = os.path.join(base, "authz", "audit.jsonl")
+            with open(log_path, "rb") as f:
+                events = sum(1 for _ in f)
+            res["audit"] = {"events": events, "bytes": os.path.getsize(log_path),
+                            "requests": sum(r["requests"] for per in res["ops"].values()
+                                            for r in per.get("keyferry-authz", []))}
+            log(f"audit trail: {events} events for {res['audit']['requests']} requests")
 
         if not args.skip_import:
             imp = {}

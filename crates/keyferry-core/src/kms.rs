@@ -78,6 +78,8 @@ pub struct Kms {
     write_locks: Vec<tokio::sync::Mutex<()>>,
     /// Grant tokens' key and the per-node grant cache (`ops/grants.rs`).
     pub(crate) grants: crate::ops::GrantState,
+    /// Last cryptographic use per key, flushed to the store every second (`ops/usage.rs`).
+    pub(crate) usage: crate::ops::UsageTracker,
 }
 
 const UNSEALED_CACHE_MAX: usize = 10_000;
@@ -101,6 +103,7 @@ impl Kms {
             token_key: Arc::new(root.derive("keyferry/import-token/v1")),
             grants: crate::ops::GrantState::new(root),
             cfg,
+            usage: crate::ops::UsageTracker::new(store.clone()),
             store,
             clock,
             pool,

@@ -44,6 +44,9 @@ pub struct ServeConfig {
     pub credential: Option<Credential>,
     /// The identities file (`--identities`, `KEYFERRY_IDENTITIES`): accounts, users, roles.
     pub identities_file: Option<PathBuf>,
+    /// The audit trail (`--audit-log`, `KEYFERRY_AUDIT_LOG`): a file (JSON lines, appended,
+    /// created 0600) or `-` for stdout; `None`: no trail.
+    pub audit_log: Option<String>,
     pub cache_ttl: Duration,
     pub wrapping_pool_size: usize,
     pub sweep_interval: Duration,
@@ -60,6 +63,7 @@ impl ServeConfig {
             root_key_file: None,
             credential: None,
             identities_file: None,
+            audit_log: None,
             cache_ttl: Duration::from_secs(5),
             wrapping_pool_size: 4,
             sweep_interval: Duration::from_secs(1),
@@ -165,7 +169,12 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         Arc::new(SystemClock),
     );
     kms.start_background(cfg.sweep_interval);
-    let state = Arc::new(AppState::new(kms, identities, &root));
+    kms.start_usage_tracking().await?;
+    let mut state = AppState::new(kms, identities, &root);
+    if let Some(target) = &cfg.audit_log {
+        state.audit = crate::audit::Audit::open(target, &cfg.region, &cfg.account_id)?;
+    }
+    let state = Arc::new(state);
     Ok(Running {
         listen: cfg.listen,
         state,

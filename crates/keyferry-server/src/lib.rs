@@ -2,6 +2,7 @@
 //! shape of error responses and SigV4 headers. It authenticates every request, dispatches it to
 //! `keyferry_core::Kms`, and turns results into responses (`error.rs` is the one mapping).
 
+pub mod audit;
 pub mod config;
 pub mod error;
 pub mod identity;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub sts_verifier: Verifier,
     pub identities: Identities,
     pub sts: Sts,
+    /// The audit trail (`audit.rs`): one event per request; feeds GetKeyLastUsage.
+    pub audit: audit::Audit,
 }
 
 impl AppState {
@@ -48,6 +51,7 @@ impl AppState {
             verifier: Verifier::new(&region, "kms"),
             sts_verifier: Verifier::new(&region, "sts"),
             sts: Sts::new(root),
+            audit: audit::Audit::disabled(&region, &kms.config().account_id),
             identities,
             kms,
         }
@@ -65,7 +69,15 @@ async fn handle(
     req: Request<Body>,
 ) -> Response {
     let request_id = request_id();
-    let mut resp = match handle_inner(&st, req, peer, &request_id).await {
+    let mut call = audit::Call::default();
+    let result = handle_inner(&st, req, peer, &request_id, &mut call).await;
+    let answer = match &result {
+        Ok(Outcome::Json(body)) => audit::Answer::Json(body),
+        Ok(Outcome::Xml(status, body)) => audit::Answer::Xml(*status, body),
+        Err(e) => audit::Answer::Error(e),
+    };
+    st.audit.record(&st.kms, call, answer, &request_id).await;
+    let mut resp = match result {
         Ok(Outcome::Json(body)) => {
             let mut r = (StatusCode::OK, body).into_response();
             r.headers_mut().insert(
@@ -182,8 +194,10 @@ async fn handle_inner(
     req: Request<Body>,
     peer: Option<SocketAddr>,
     request_id: &str,
+    call: &mut audit::Call,
 ) -> Result<Outcome, ApiError> {
     let (parts, body) = req.into_parts();
+    call.note_request(&parts, peer);
     // Cap the body before buffering it, and before authentication reads it.
     let body = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
         ApiError::client(
@@ -191,6 +205,7 @@ async fn handle_inner(
             format!("The request body must be at most {MAX_BODY} bytes."),
         )
     })?;
+    call.body = body.clone();
     let signed = SignedRequest {
         method: parts.method.as_str(),
         path: parts.uri.path(),
@@ -199,7 +214,8 @@ async fn handle_inner(
         body: &body,
     };
     if scope_service(&parts.headers) == Some("sts") {
-        return Ok(handle_sts(st, &signed, request_id));
+        call.service = audit::Service::Sts;
+        return Ok(handle_sts(st, &signed, request_id, call));
     }
     let principal = authenticate(st, &st.verifier, &signed).map_err(|r| match r {
         Rejected::Auth(e) => auth_error(e),
@@ -212,6 +228,7 @@ async fn handle_inner(
             "The security token included in the request is invalid.",
         ),
     })?;
+    call.principal = Some(principal.clone());
     if parts.method != Method::POST || parts.uri.path() != "/" {
         return Err(ApiError::client("UnknownOperationException", ""));
     }
@@ -237,13 +254,15 @@ async fn handle_inner(
         touched: Default::default(),
     };
     // A bug that panics answers 500 instead of dropping the connection.
-    match CatchUnwind(Box::pin(protocol::dispatch(&st.kms, &cx, op, &body))).await {
+    let result = match CatchUnwind(Box::pin(protocol::dispatch(&st.kms, &cx, op, &body))).await {
         Ok(r) => r.map(Outcome::Json),
         Err(()) => {
             tracing::error!(operation = op, "operation panicked");
             Err(ApiError::internal())
         }
-    }
+    };
+    call.touched = cx.touched_keys();
+    result
 }
 
 /// A successful answer: a KMS JSON body, or an STS XML document (success or error).
@@ -253,7 +272,12 @@ enum Outcome {
 }
 
 /// An STS request (Query protocol): always an XML answer.
-fn handle_sts(st: &AppState, signed: &SignedRequest<'_>, request_id: &str) -> Outcome {
+fn handle_sts(
+    st: &AppState,
+    signed: &SignedRequest<'_>,
+    request_id: &str,
+    call: &mut audit::Call,
+) -> Outcome {
     let answer = match authenticate(st, &st.sts_verifier, signed) {
         Err(Rejected::Auth(e)) => {
             let code = match e {
@@ -284,6 +308,7 @@ fn handle_sts(st: &AppState, signed: &SignedRequest<'_>, request_id: &str) -> Ou
             request_id,
         ),
         Ok(principal) => {
+            call.principal = Some(principal.clone());
             let mut params = sts::parse_form(signed.query.as_bytes());
             params.extend(sts::parse_form(signed.body));
             let now_ms =
@@ -342,12 +367,16 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(running.listen).await?;
     let addr: SocketAddr = listener.local_addr()?;
     running.announce(addr);
+    let kms = running.state.kms.clone();
     axum::serve(
         listener,
         app(running.state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    if let Err(e) = kms.flush_usage().await {
+        tracing::warn!(error = %e, "writing key usage at shutdown failed");
+    }
     Ok(())
 }
 

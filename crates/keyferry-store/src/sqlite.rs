@@ -16,9 +16,6 @@ use crate::schema;
 /// and a single writer connection avoids `SQLITE_BUSY` on lock upgrades).
 const READERS: u32 = 4;
 
-/// Shortest wait for the writer connection (see `open`).
-const SQLITE_WRITER_QUEUE: Duration = Duration::from_secs(5);
-
 /// A [`Store`](keyferry_core::store::Store) in one SQLite file (WAL mode,
 /// `synchronous = FULL`).
 pub struct SqliteStore {
@@ -108,12 +105,9 @@ impl SqliteStore {
         migrate(&migrator).await?;
         migrator.close().await;
         // Lazy: the migrator has shown the file opens; connections are made on first use.
-        // The one writer connection is the queue every write waits in (SQLite has one writer
-        // anyway): under a burst of writes that wait is ordinary, not a fault, so it gets at
-        // least SQLITE_WRITER_QUEUE before a write is refused.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(opts.acquire_timeout.max(SQLITE_WRITER_QUEUE))
+            .acquire_timeout(opts.acquire_timeout)
             .connect_lazy_with(options.clone());
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)

@@ -63,6 +63,10 @@ struct ServeArgs {
     /// credential on loopback).
     #[arg(long, env = "KEYFERRY_IDENTITIES")]
     identities: Option<PathBuf>,
+    /// Audit trail: one CloudTrail-format event per request, as JSON lines appended to FILE
+    /// (created with mode 0600), or `-` for stdout (see the README's "Audit trail").
+    #[arg(long, env = "KEYFERRY_AUDIT_LOG", value_name = "FILE")]
+    audit_log: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -111,6 +115,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.cache_ttl = Duration::from_millis(args.cache_ttl_ms);
     cfg.wrapping_pool_size = args.wrapping_pool_size;
     cfg.identities_file = args.identities;
+    cfg.audit_log = args.audit_log;
     cfg.credential = match (
         std::env::var("KEYFERRY_ACCESS_KEY_ID").ok(),
         std::env::var("KEYFERRY_SECRET_ACCESS_KEY").ok(),

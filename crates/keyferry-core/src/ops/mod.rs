@@ -9,9 +9,11 @@ mod keys;
 mod policy_tags;
 mod rotation;
 mod symmetric;
+mod usage;
 
 pub(crate) use grants::{ChildGrant, GrantState};
 pub(crate) use keys::default_policy_for;
+pub(crate) use usage::UsageTracker;
 
 use keyferry_types::{KeySpec, KeyState, MacAlgorithmSpec, Timestamp};
 

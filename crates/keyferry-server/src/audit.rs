@@ -1,0 +1,1105 @@
+//! The audit trail: one CloudTrail-format event per request (KMS and STS, allowed or denied,
+//! authentication failures included), written as JSON lines to a file or stdout, and the
+//! feed of GetKeyLastUsage (`Kms::record_usage`).
+//!
+//! The HTTP edge fills a [`Call`] while it handles a request and hands it, with the answer, to
+//! [`Audit::record`] exactly once (`lib.rs::handle`). This module decides everything else:
+//!
+//! - **What is left out.** `requestParameters` are the request's members in lowerCamelCase,
+//!   without the members CloudTrail leaves out (plaintexts, ciphertext blobs, encrypted key
+//!   material, import tokens, messages, signatures, MACs: [`SECRET_REQUEST_MEMBERS`]); secret
+//!   members are skipped while parsing, never copied. `responseElements` are `null` for every
+//!   read-only operation (the cryptographic operations, Describe/Get/List), as CloudTrail
+//!   shows, and the response members minus [`SECRET_RESPONSE_MEMBERS`] for the others.
+//! - **Who called.** `userIdentity` as CloudTrail writes it for the root user, IAM users and
+//!   assumed roles (`sessionContext.sessionIssuer`); `invokedBy` for an identity that acts for
+//!   an AWS service. A request that failed authentication gets `{"type": "Unknown"}` with the
+//!   access key id it presented (only if it looks like one: 16–128 upper-case letters and
+//!   digits), never an identity it claimed but did not prove.
+//! - **What the trail promises.** An event is handed to the operating system (`write(2)`)
+//!   before its request is answered, by a writer thread that writes whatever events are waiting
+//!   in one call (group commit; requests wait for their batch, not for each other). So after
+//!   the server process is killed (`kill -9`, a panic abort, OOM), the file holds an event for
+//!   every request that was answered; a request that took effect but whose answer was never
+//!   sent may be missing. The file is `fdatasync`ed at most a second after a write, so after an
+//!   operating-system crash or power loss at most the last second of events may be missing.
+//!   The last line may be cut short by a kill during a write; on start the writer ends such a
+//!   fragment with a newline, and readers skip lines that are not valid JSON.
+//!
+//! When writing fails (disk full), requests are still answered and the failure is logged.
+
+use std::fs::File;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::body::Bytes;
+use axum::http::header;
+use axum::http::request::Parts;
+use keyferry_core::{Kms, Principal, PrincipalKind};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::error::ApiError;
+
+/// CloudTrail's event format version written.
+pub const EVENT_VERSION: &str = "1.11";
+
+/// Request members CloudTrail never records (any KMS operation).
+pub const SECRET_REQUEST_MEMBERS: &[&str] = &[
+    "Plaintext",
+    "CiphertextBlob",
+    "EncryptedKeyMaterial",
+    "ImportToken",
+    "Message",
+    "Signature",
+    "Mac",
+];
+
+/// Response members never recorded (of the operations whose responses are recorded at all).
+pub const SECRET_RESPONSE_MEMBERS: &[&str] = &[
+    "Plaintext",
+    "CiphertextBlob",
+    "CiphertextForRecipient",
+    "PrivateKeyPlaintext",
+    "PrivateKeyCiphertextBlob",
+    "ImportToken",
+    "PublicKey",
+    "Signature",
+    "Mac",
+    "GrantToken",
+    "Policy",
+    "SharedSecret",
+];
+
+/// KMS operations CloudTrail marks `readOnly: true`; their `responseElements` are `null`.
+const READ_ONLY: &[&str] = &[
+    "Decrypt",
+    "DeriveSharedSecret",
+    "DescribeCustomKeyStores",
+    "DescribeKey",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyPair",
+    "GenerateDataKeyPairWithoutPlaintext",
+    "GenerateDataKeyWithoutPlaintext",
+    "GenerateMac",
+    "GenerateRandom",
+    "GetKeyLastUsage",
+    "GetKeyPolicy",
+    "GetKeyRotationStatus",
+    "GetParametersForImport",
+    "GetPublicKey",
+    "ListAliases",
+    "ListGrants",
+    "ListKeyPolicies",
+    "ListKeyRotations",
+    "ListKeys",
+    "ListResourceTags",
+    "ListRetirableGrants",
+    "ReEncrypt",
+    "Sign",
+    "Verify",
+    "VerifyMac",
+];
+
+/// Request members that are timestamps, recorded in CloudTrail's date format.
+const DATE_MEMBERS: &[&str] = &["ValidTo"];
+
+/// The service a request was for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    #[default]
+    Kms,
+    Sts,
+}
+
+/// What the HTTP edge learned about one request, filled in as it goes.
+#[derive(Default)]
+pub struct Call {
+    pub service: Service,
+    /// The KMS operation (from `X-Amz-Target`); STS takes it from the form's `Action`.
+    pub operation: Option<String>,
+    /// The URI query (STS parameters may be there) and the body.
+    pub query: String,
+    pub body: Bytes,
+    /// The authenticated caller; `None` when authentication failed or did not happen.
+    pub principal: Option<Arc<Principal>>,
+    /// The access key id in the `Authorization` header, for unauthenticated events.
+    pub presented_access_key: Option<String>,
+    pub source_ip: Option<IpAddr>,
+    pub user_agent: Option<String>,
+    /// The key ARNs the operation resolved (`RequestContext::touched_keys`).
+    pub touched: Vec<String>,
+}
+
+impl Call {
+    /// Note what the request's head says (before the body is read).
+    pub fn note_request(&mut self, parts: &Parts, peer: Option<SocketAddr>) {
+        let headers = &parts.headers;
+        self.query = parts.uri.query().unwrap_or("").to_string();
+        self.source_ip = peer.map(|p| p.ip());
+        self.user_agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        self.operation = headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|t| t.strip_prefix(crate::protocol::TARGET_PREFIX))
+            .map(str::to_string);
+        self.presented_access_key = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|a| a.split("Credential=").nth(1))
+            .and_then(|c| c.split('/').next())
+            .filter(|k| looks_like_access_key(k))
+            .map(str::to_string);
+    }
+}
+
+fn looks_like_access_key(k: &str) -> bool {
+    (16..=128).contains(&k.len())
+        && k.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// How a request was answered.
+pub enum Answer<'a> {
+    /// A KMS JSON response (success).
+    Json(&'a [u8]),
+    /// An STS XML document: status and body (success or error).
+    Xml(u16, &'a str),
+    /// A KMS error.
+    Error(&'a ApiError),
+}
+
+impl Answer<'_> {
+    fn success(&self) -> bool {
+        match self {
+            Answer::Json(_) => true,
+            Answer::Xml(status, _) => *status == 200,
+            Answer::Error(_) => false,
+        }
+    }
+}
+
+/// The audit trail of one server: an optional sink, and the ids every event needs.
+pub struct Audit {
+    sink: Option<Sink>,
+    region: String,
+    /// The server's account: `recipientAccountId` of events without an authenticated caller.
+    account: String,
+}
+
+impl Audit {
+    /// No trail is written (GetKeyLastUsage is still fed).
+    pub fn disabled(region: &str, account: &str) -> Audit {
+        Audit {
+            sink: None,
+            region: region.to_string(),
+            account: account.to_string(),
+        }
+    }
+
+    /// Write the trail to `target`: a file path (JSON lines, appended; created 0600; an
+    /// existing file readable by others is refused) or `-` for stdout.
+    pub fn open(target: &str, region: &str, account: &str) -> anyhow::Result<Audit> {
+        let (out, sync): (Box<dyn Write + Send>, Option<File>) = if target == "-" {
+            (Box::new(std::io::stdout()), None)
+        } else {
+            let file = open_log_file(Path::new(target))?;
+            let sync = file.try_clone().ok();
+            (Box::new(file), sync)
+        };
+        let (tx, rx) = sync_channel::<Entry>(CHANNEL_CAPACITY);
+        std::thread::Builder::new()
+            .name("keyferry-audit".into())
+            .spawn(move || writer(rx, out, sync))
+            .context("cannot start the audit writer")?;
+        Ok(Audit {
+            sink: Some(Sink { tx }),
+            region: region.to_string(),
+            account: account.to_string(),
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.sink.is_some()
+    }
+
+    /// Record one request: feed GetKeyLastUsage (successful cryptographic operations) and,
+    /// with a sink, write the event; returns once the event is written.
+    pub async fn record(&self, kms: &Kms, call: Call, answer: Answer<'_>, request_id: &str) {
+        let now = OffsetDateTime::now_utc();
+        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let event_id = event_id();
+        if answer.success()
+            && call.service == Service::Kms
+            && let Some(op) = &call.operation
+        {
+            kms.record_usage(op, &call.touched, now_ms, &event_id, request_id);
+        }
+        let Some(sink) = &self.sink else { return };
+        let event = self.event(&call, &answer, request_id, &event_id, now);
+        let mut line = match serde_json::to_vec(&event) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode an audit event");
+                return;
+            }
+        };
+        line.push(b'\n');
+        sink.write(line).await;
+    }
+
+    /// The CloudTrail event for a request.
+    pub fn event(
+        &self,
+        call: &Call,
+        answer: &Answer<'_>,
+        request_id: &str,
+        event_id: &str,
+        now: OffsetDateTime,
+    ) -> Value {
+        let (source, operation, read_only, request, response, error) = match call.service {
+            Service::Kms => {
+                let op = call.operation.clone().unwrap_or_default();
+                let read_only = READ_ONLY.contains(&op.as_str());
+                let request = request_parameters(&op, &call.body, &call.touched);
+                let (response, error) = match answer {
+                    Answer::Json(body) if !read_only => (response_elements(body), None),
+                    Answer::Error(e) => (
+                        Value::Null,
+                        Some((e.code.to_string(), e.message.clone().unwrap_or_default())),
+                    ),
+                    _ => (Value::Null, None),
+                };
+                ("kms.amazonaws.com", op, read_only, request, response, error)
+            }
+            Service::Sts => {
+                let mut form = crate::sts::parse_form(call.query.as_bytes());
+                form.extend(crate::sts::parse_form(&call.body));
+                let op = form.get("Action").cloned().unwrap_or_default();
+                let read_only = op == "GetCallerIdentity";
+                let request = sts_request_parameters(&op, &form);
+                let (response, error) = match answer {
+                    Answer::Xml(200, body) => (sts_response_elements(&op, body), None),
+                    Answer::Xml(_, body) => (
+                        Value::Null,
+                        Some((
+                            xml_text(body, "Code").unwrap_or_default(),
+                            xml_text(body, "Message").unwrap_or_default(),
+                        )),
+                    ),
+                    _ => (Value::Null, None),
+                };
+                ("sts.amazonaws.com", op, read_only, request, response, error)
+            }
+        };
+        let mut e = Map::new();
+        e.insert("eventVersion".into(), EVENT_VERSION.into());
+        e.insert("userIdentity".into(), self.user_identity(call));
+        e.insert("eventTime".into(), event_time(now).into());
+        e.insert("eventSource".into(), source.into());
+        e.insert("eventName".into(), operation.into());
+        e.insert("awsRegion".into(), self.region.clone().into());
+        e.insert(
+            "sourceIPAddress".into(),
+            call.source_ip.map(|ip| ip.to_string()).into(),
+        );
+        e.insert("userAgent".into(), call.user_agent.clone().into());
+        if let Some((code, message)) = error {
+            e.insert("errorCode".into(), code.into());
+            e.insert("errorMessage".into(), message.into());
+        }
+        e.insert("requestParameters".into(), request);
+        e.insert("responseElements".into(), response);
+        e.insert("requestID".into(), request_id.into());
+        e.insert("eventID".into(), event_id.into());
+        e.insert("readOnly".into(), read_only.into());
+        let resources = self.resources(call);
+        if !resources.is_empty() {
+            e.insert("resources".into(), Value::Array(resources));
+        }
+        e.insert("eventType".into(), "AwsApiCall".into());
+        e.insert("managementEvent".into(), true.into());
+        e.insert(
+            "recipientAccountId".into(),
+            call.principal
+                .as_ref()
+                .map(|p| p.account.clone())
+                .unwrap_or_else(|| self.account.clone())
+                .into(),
+        );
+        e.insert("eventCategory".into(), "Management".into());
+        Value::Object(e)
+    }
+
+    fn user_identity(&self, call: &Call) -> Value {
+        let Some(p) = &call.principal else {
+            let mut u = Map::new();
+            u.insert("type".into(), "Unknown".into());
+            if let Some(k) = &call.presented_access_key {
+                u.insert("accessKeyId".into(), k.clone().into());
+            }
+            return Value::Object(u);
+        };
+        let mut u = Map::new();
+        u.insert("type".into(), p.identity_type().into());
+        u.insert("principalId".into(), p.user_id.clone().into());
+        u.insert("arn".into(), p.arn.clone().into());
+        u.insert("accountId".into(), p.account.clone().into());
+        u.insert("accessKeyId".into(), p.access_key_id.clone().into());
+        match &p.kind {
+            PrincipalKind::Root => {}
+            PrincipalKind::User { name } => {
+                u.insert("userName".into(), name.clone().into());
+            }
+            PrincipalKind::AssumedRole { role, .. } => {
+                let role_id = p.user_id.split(':').next().unwrap_or("").to_string();
+                u.insert(
+                    "sessionContext".into(),
+                    json!({
+                        "sessionIssuer": {
+                            "type": "Role",
+                            "principalId": role_id,
+                            "arn": p.role_arn(),
+                            "accountId": p.account,
+                            "userName": role,
+                        },
+                        "attributes": { "mfaAuthenticated": "false" },
+                    }),
+                );
+            }
+        }
+        if let Some(service) = &p.service {
+            u.insert("invokedBy".into(), service.clone().into());
+        }
+        Value::Object(u)
+    }
+
+    fn resources(&self, call: &Call) -> Vec<Value> {
+        let mut out: Vec<Value> = call
+            .touched
+            .iter()
+            .map(|arn| {
+                json!({
+                    "accountId": arn.split(':').nth(4).unwrap_or(""),
+                    "type": "AWS::KMS::Key",
+                    "ARN": arn,
+                })
+            })
+            .collect();
+        if call.service == Service::Sts {
+            let mut form = crate::sts::parse_form(call.query.as_bytes());
+            form.extend(crate::sts::parse_form(&call.body));
+            if let Some(role) = form.get("RoleArn") {
+                out.push(json!({
+                    "accountId": role.split(':').nth(4).unwrap_or(""),
+                    "type": "AWS::IAM::Role",
+                    "ARN": role,
+                }));
+            }
+        }
+        out
+    }
+}
+
+// ---- requestParameters / responseElements ----------------------------------------------------
+
+/// A JSON object's members, parsed with the members named in `skip` never materialised.
+struct Filtered(Map<String, Value>);
+
+struct FilteredVisitor(&'static [&'static str]);
+
+impl<'de> Visitor<'de> for FilteredVisitor {
+    type Value = Filtered;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Filtered, A::Error> {
+        let mut out = Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            if self.0.contains(&k.as_str()) {
+                map.next_value::<IgnoredAny>()?;
+            } else {
+                let v: Value = map.next_value()?;
+                out.insert(k, v);
+            }
+        }
+        Ok(Filtered(out))
+    }
+}
+
+fn parse_filtered(body: &[u8], skip: &'static [&'static str]) -> Option<Map<String, Value>> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    de.deserialize_map(FilteredVisitor(skip)).ok().map(|f| f.0)
+}
+
+/// `requestParameters` of a KMS request: its members in lowerCamelCase without the secret ones;
+/// `null` if the body is not a JSON object.
+pub fn request_parameters(operation: &str, body: &[u8], touched: &[String]) -> Value {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    let Some(mut members) = parse_filtered(body, SECRET_REQUEST_MEMBERS) else {
+        return Value::Null;
+    };
+    if let Some(Value::Object(r)) = members.get_mut("Recipient") {
+        r.remove("AttestationDocument");
+    }
+    if operation == "Decrypt" {
+        // CloudTrail records the key Decrypt used, and the algorithm even when not sent.
+        if let Some(arn) = touched.first() {
+            members.insert("KeyId".into(), arn.clone().into());
+        }
+        members
+            .entry("EncryptionAlgorithm")
+            .or_insert_with(|| "SYMMETRIC_DEFAULT".into());
+    }
+    cloudtrail_members(members)
+}
+
+/// `responseElements` of a successful, not read-only KMS response.
+pub fn response_elements(body: &[u8]) -> Value {
+    match parse_filtered(body, SECRET_RESPONSE_MEMBERS) {
+        Some(members) if !members.is_empty() => cloudtrail_members(members),
+        _ => Value::Null,
+    }
+}
+
+/// Member names in lowerCamelCase, recursively, except inside encryption contexts (their keys
+/// are the caller's); dates in CloudTrail's format.
+fn cloudtrail_members(members: Map<String, Value>) -> Value {
+    let mut out = Map::new();
+    for (k, v) in members {
+        let v = if k.contains("EncryptionContext") {
+            v
+        } else if DATE_MEMBERS.contains(&k.as_str()) || k.ends_with("Date") {
+            match v.as_f64() {
+                Some(secs) => cloudtrail_date(secs).into(),
+                None => v,
+            }
+        } else {
+            camel_value(v)
+        };
+        out.insert(lower_camel(&k), v);
+    }
+    Value::Object(out)
+}
+
+fn camel_value(v: Value) -> Value {
+    match v {
+        Value::Object(m) => cloudtrail_members(m),
+        Value::Array(a) => Value::Array(a.into_iter().map(camel_value).collect()),
+        other => other,
+    }
+}
+
+fn lower_camel(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// CloudTrail's date format in request parameters: `Jan 1, 2021 8:00:00 PM` (UTC).
+fn cloudtrail_date(epoch_secs: f64) -> String {
+    let fmt = format_description!(
+        "[month repr:short] [day padding:none], [year] [hour repr:12 padding:none]:[minute]:[second] [period]"
+    );
+    OffsetDateTime::from_unix_timestamp(epoch_secs.floor() as i64)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_default()
+}
+
+fn event_time(now: OffsetDateTime) -> String {
+    let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    now.format(&fmt).unwrap_or_default()
+}
+
+/// STS `requestParameters`: the AssumeRole members CloudTrail shows (no policy, no MFA code).
+fn sts_request_parameters(
+    operation: &str,
+    form: &std::collections::HashMap<String, String>,
+) -> Value {
+    if operation != "AssumeRole" {
+        return Value::Null;
+    }
+    let mut out = Map::new();
+    for k in ["RoleArn", "RoleSessionName", "ExternalId", "SourceIdentity"] {
+        if let Some(v) = form.get(k) {
+            out.insert(lower_camel(k), v.clone().into());
+        }
+    }
+    if let Some(d) = form
+        .get("DurationSeconds")
+        .and_then(|d| d.parse::<u64>().ok())
+    {
+        out.insert("durationSeconds".into(), d.into());
+    }
+    Value::Object(out)
+}
+
+/// STS `responseElements`: for AssumeRole the new access key id and expiry and the session
+/// (never the secret key or session token).
+fn sts_response_elements(operation: &str, xml: &str) -> Value {
+    if operation != "AssumeRole" {
+        return Value::Null;
+    }
+    json!({
+        "credentials": {
+            "accessKeyId": xml_text(xml, "AccessKeyId"),
+            "expiration": xml_text(xml, "Expiration"),
+        },
+        "assumedRoleUser": {
+            "assumedRoleId": xml_text(xml, "AssumedRoleId"),
+            "arn": xml_text(xml, "Arn"),
+        },
+    })
+}
+
+/// The text of the first `<tag>` element of a document we wrote ourselves (no attributes).
+fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find("</")? + start;
+    Some(
+        xml[start..end]
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// `eventID`: UUID-formatted, a random per-process base plus a counter (unique without a
+/// `getrandom` system call per request).
+fn event_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static BASE: OnceLock<u128> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let base = *BASE.get_or_init(|| {
+        let r = keyferry_crypto::rng::random_bytes(16);
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&r[..16]);
+        u128::from_be_bytes(b)
+    });
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    uuid::Builder::from_random_bytes((base ^ u128::from(n)).to_be_bytes())
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}
+
+// ---- the writer -------------------------------------------------------------------------------
+
+/// Events waiting for the writer; beyond this, requests wait for room (never dropped).
+const CHANNEL_CAPACITY: usize = 16_384;
+/// Most events written in one call.
+const BATCH_MAX: usize = 4_096;
+const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+
+struct Entry {
+    line: Vec<u8>,
+    done: tokio::sync::oneshot::Sender<()>,
+}
+
+struct Sink {
+    tx: SyncSender<Entry>,
+}
+
+impl Sink {
+    async fn write(&self, line: Vec<u8>) {
+        let (done, written) = tokio::sync::oneshot::channel();
+        match self.tx.try_send(Entry { line, done }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(entry)) => {
+                // The writer is behind: wait for room off the request threads.
+                let tx = self.tx.clone();
+                if !matches!(
+                    tokio::task::spawn_blocking(move || tx.send(entry)).await,
+                    Ok(Ok(()))
+                ) {
+                    tracing::error!("the audit writer has stopped; event lost");
+                    return;
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                tracing::error!("the audit writer has stopped; event lost");
+                return;
+            }
+        }
+        let _ = written.await;
+    }
+}
+
+fn open_log_file(path: &Path) -> anyhow::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.append(true).create(true).read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts
+        .open(path)
+        .with_context(|| format!("cannot open audit log {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "audit log {} is accessible by other users (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            );
+        }
+    }
+    // A kill during a write may have left a fragment: end it, so the next event starts a line.
+    let len = file.metadata()?.len();
+    if len > 0 {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(len - 1))?;
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            file.write_all(b"\n")?;
+        }
+    }
+    Ok(file)
+}
+
+fn writer(rx: Receiver<Entry>, mut out: Box<dyn Write + Send>, sync: Option<File>) {
+    let mut unsynced = false;
+    let mut last_sync = Instant::now();
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut acks = Vec::with_capacity(BATCH_MAX);
+    loop {
+        let first = match rx.recv_timeout(SYNC_INTERVAL) {
+            Ok(e) => e,
+            Err(RecvTimeoutError::Timeout) => {
+                if unsynced {
+                    sync_now(&sync);
+                    unsynced = false;
+                    last_sync = Instant::now();
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        buf.clear();
+        buf.extend_from_slice(&first.line);
+        acks.push(first.done);
+        while acks.len() < BATCH_MAX {
+            match rx.try_recv() {
+                Ok(e) => {
+                    buf.extend_from_slice(&e.line);
+                    acks.push(e.done);
+                }
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = out.write_all(&buf).and_then(|()| out.flush()) {
+            tracing::error!(error = %e, events = acks.len(), "writing the audit log failed");
+        }
+        for a in acks.drain(..) {
+            let _ = a.send(());
+        }
+        unsynced = true;
+        if last_sync.elapsed() >= SYNC_INTERVAL {
+            sync_now(&sync);
+            unsynced = false;
+            last_sync = Instant::now();
+        }
+    }
+    if unsynced {
+        sync_now(&sync);
+    }
+}
+
+fn sync_now(file: &Option<File>) {
+    if let Some(f) = file
+        && let Err(e) = f.sync_data()
+    {
+        tracing::error!(error = %e, "syncing the audit log failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY_ARN: &str =
+        "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+
+    fn params(op: &str, body: &str) -> Value {
+        request_parameters(op, body.as_bytes(), &[KEY_ARN.to_string()])
+    }
+
+    fn text(v: &Value) -> String {
+        v.to_string()
+    }
+
+    #[test]
+    fn encrypt_leaves_out_the_plaintext() {
+        let v = params(
+            "Encrypt",
+            r#"{"KeyId":"alias/app","Plaintext":"c2VjcmV0LXBsYWludGV4dA==","EncryptionContext":{"Department":"Engineering","KeyId":"x"},"EncryptionAlgorithm":"SYMMETRIC_DEFAULT","GrantTokens":["t"]}"#,
+        );
+        assert_eq!(
+            v,
+            json!({
+                "keyId": "alias/app",
+                "encryptionContext": {"Department": "Engineering", "KeyId": "x"},
+                "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                "grantTokens": ["t"],
+            })
+        );
+        assert!(!text(&v).contains("c2VjcmV0"));
+    }
+
+    #[test]
+    fn decrypt_records_the_resolved_key_and_the_algorithm() {
+        let v = params(
+            "Decrypt",
+            r#"{"CiphertextBlob":"AQIDBAUG","EncryptionContext":{"a":"b"}}"#,
+        );
+        assert_eq!(
+            v,
+            json!({
+                "keyId": KEY_ARN,
+                "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                "encryptionContext": {"a": "b"},
+            })
+        );
+        let v = params(
+            "Decrypt",
+            r#"{"CiphertextBlob":"AQIDBAUG","KeyId":"alias/x","EncryptionAlgorithm":"RSAES_OAEP_SHA_256"}"#,
+        );
+        assert_eq!(v["keyId"], KEY_ARN);
+        assert_eq!(v["encryptionAlgorithm"], "RSAES_OAEP_SHA_256");
+        assert!(v.get("ciphertextBlob").is_none());
+    }
+
+    #[test]
+    fn re_encrypt_leaves_out_the_ciphertext() {
+        let v = params(
+            "ReEncrypt",
+            r#"{"CiphertextBlob":"AQIDBAUG","DestinationKeyId":"k2","SourceEncryptionContext":{"A":"1"},"DestinationEncryptionContext":{"B":"2"}}"#,
+        );
+        assert_eq!(
+            v,
+            json!({
+                "destinationKeyId": "k2",
+                "sourceEncryptionContext": {"A": "1"},
+                "destinationEncryptionContext": {"B": "2"},
+            })
+        );
+    }
+
+    #[test]
+    fn generate_data_key_keeps_its_parameters() {
+        let v = params(
+            "GenerateDataKey",
+            r#"{"KeyId":"k","KeySpec":"AES_256","EncryptionContext":{"Project":"Alpha"}}"#,
+        );
+        assert_eq!(
+            v,
+            json!({"keyId": "k", "keySpec": "AES_256", "encryptionContext": {"Project": "Alpha"}})
+        );
+        let v = params(
+            "GenerateDataKey",
+            r#"{"KeyId":"k","NumberOfBytes":32,"Recipient":{"KeyEncryptionAlgorithm":"RSAES_OAEP_SHA_256","AttestationDocument":"AAAA"}}"#,
+        );
+        assert_eq!(
+            v,
+            json!({"keyId": "k", "numberOfBytes": 32, "recipient": {"keyEncryptionAlgorithm": "RSAES_OAEP_SHA_256"}})
+        );
+    }
+
+    #[test]
+    fn import_key_material_leaves_out_material_and_token() {
+        let v = params(
+            "ImportKeyMaterial",
+            r#"{"KeyId":"k","ImportToken":"VE9LRU4=","EncryptedKeyMaterial":"TUFURVJJQUw=","ExpirationModel":"KEY_MATERIAL_EXPIRES","ValidTo":1609531200}"#,
+        );
+        assert_eq!(
+            v,
+            json!({"keyId": "k", "expirationModel": "KEY_MATERIAL_EXPIRES", "validTo": "Jan 1, 2021 8:00:00 PM"})
+        );
+    }
+
+    #[test]
+    fn sign_verify_and_macs_leave_out_messages_signatures_and_macs() {
+        let v = params(
+            "Sign",
+            r#"{"KeyId":"k","Message":"bWVzc2FnZQ==","MessageType":"RAW","SigningAlgorithm":"ECDSA_SHA_256"}"#,
+        );
+        assert_eq!(
+            v,
+            json!({"keyId": "k", "messageType": "RAW", "signingAlgorithm": "ECDSA_SHA_256"})
+        );
+        let v = params(
+            "Verify",
+            r#"{"KeyId":"k","Message":"bWVzc2FnZQ==","Signature":"c2ln","SigningAlgorithm":"ECDSA_SHA_256"}"#,
+        );
+        assert_eq!(
+            v,
+            json!({"keyId": "k", "signingAlgorithm": "ECDSA_SHA_256"})
+        );
+        let v = params(
+            "VerifyMac",
+            r#"{"KeyId":"k","Message":"bWVzc2FnZQ==","Mac":"bWFj","MacAlgorithm":"HMAC_SHA_256"}"#,
+        );
+        assert_eq!(v, json!({"keyId": "k", "macAlgorithm": "HMAC_SHA_256"}));
+        let v = params(
+            "GenerateMac",
+            r#"{"KeyId":"k","Message":"bWVzc2FnZQ==","MacAlgorithm":"HMAC_SHA_256"}"#,
+        );
+        assert_eq!(v, json!({"keyId": "k", "macAlgorithm": "HMAC_SHA_256"}));
+    }
+
+    #[test]
+    fn administrative_requests_are_recorded_whole() {
+        let v = params(
+            "CreateKey",
+            r#"{"Description":"d","KeyUsage":"ENCRYPT_DECRYPT","Origin":"EXTERNAL","Tags":[{"TagKey":"team","TagValue":"a"}],"BypassPolicyLockoutSafetyCheck":false}"#,
+        );
+        assert_eq!(
+            v,
+            json!({
+                "description": "d",
+                "keyUsage": "ENCRYPT_DECRYPT",
+                "origin": "EXTERNAL",
+                "tags": [{"tagKey": "team", "tagValue": "a"}],
+                "bypassPolicyLockoutSafetyCheck": false,
+            })
+        );
+        let v = params(
+            "CreateGrant",
+            r#"{"KeyId":"k","GranteePrincipal":"arn:aws:iam::111122223333:role/app","Operations":["Decrypt"],"Constraints":{"EncryptionContextSubset":{"Department":"IT"}}}"#,
+        );
+        assert_eq!(
+            v["constraints"],
+            json!({"encryptionContextSubset": {"Department": "IT"}})
+        );
+        assert_eq!(params("ListKeys", ""), json!({}));
+    }
+
+    #[test]
+    fn not_an_object_is_null() {
+        assert_eq!(params("Encrypt", "{not json"), Value::Null);
+        assert_eq!(params("Encrypt", "[1]"), Value::Null);
+    }
+
+    #[test]
+    fn responses_leave_out_secrets() {
+        let v = response_elements(
+            br#"{"KeyMetadata":{"KeyId":"k","CreationDate":1609531200,"KeyState":"Enabled"}}"#,
+        );
+        assert_eq!(
+            v,
+            json!({"keyMetadata": {"keyId": "k", "creationDate": "Jan 1, 2021 8:00:00 PM", "keyState": "Enabled"}})
+        );
+        let v = response_elements(br#"{"GrantId":"g","GrantToken":"dG9rZW4="}"#);
+        assert_eq!(v, json!({"grantId": "g"}));
+        assert_eq!(response_elements(b"{}"), Value::Null);
+        let v = response_elements(br#"{"KeyId":"k","Plaintext":"cA==","CiphertextBlob":"Yw=="}"#);
+        assert_eq!(v, json!({"keyId": "k"}));
+    }
+
+    fn event_for(call: &Call, answer: Answer<'_>) -> Value {
+        let audit = Audit::disabled("us-east-1", "111122223333");
+        audit.event(
+            call,
+            &answer,
+            "req-1",
+            "evt-1",
+            OffsetDateTime::from_unix_timestamp(1_595_890_704).expect("time"),
+        )
+    }
+
+    #[test]
+    fn an_encrypt_event_has_cloudtrails_fields() {
+        let mut p = Principal::root("111122223333", "AKIAEXAMPLE000000001");
+        p.kind = PrincipalKind::User {
+            name: "Alice".into(),
+        };
+        p.arn = "arn:aws:iam::111122223333:user/Alice".into();
+        p.user_id = "AIDAEXAMPLE".into();
+        let call = Call {
+            service: Service::Kms,
+            operation: Some("Encrypt".into()),
+            query: String::new(),
+            body: Bytes::from_static(br#"{"KeyId":"k","Plaintext":"aGVsbG8="}"#),
+            principal: Some(Arc::new(p)),
+            presented_access_key: None,
+            source_ip: Some("192.0.2.1".parse().expect("ip")),
+            user_agent: Some("aws-cli/2".into()),
+            touched: vec![KEY_ARN.into()],
+        };
+        let e = event_for(
+            &call,
+            Answer::Json(br#"{"CiphertextBlob":"Y2lwaGVy","KeyId":"k"}"#),
+        );
+        assert_eq!(e["eventVersion"], EVENT_VERSION);
+        assert_eq!(
+            e["userIdentity"],
+            json!({"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": "arn:aws:iam::111122223333:user/Alice",
+                   "accountId": "111122223333", "accessKeyId": "AKIAEXAMPLE000000001", "userName": "Alice"})
+        );
+        assert_eq!(e["eventTime"], "2020-07-27T22:58:24Z");
+        assert_eq!(e["eventSource"], "kms.amazonaws.com");
+        assert_eq!(e["eventName"], "Encrypt");
+        assert_eq!(e["awsRegion"], "us-east-1");
+        assert_eq!(e["sourceIPAddress"], "192.0.2.1");
+        assert_eq!(e["userAgent"], "aws-cli/2");
+        assert_eq!(e["requestParameters"], json!({"keyId": "k"}));
+        assert_eq!(e["responseElements"], Value::Null);
+        assert_eq!(e["requestID"], "req-1");
+        assert_eq!(e["eventID"], "evt-1");
+        assert_eq!(e["readOnly"], true);
+        assert_eq!(
+            e["resources"],
+            json!([{"accountId": "111122223333", "type": "AWS::KMS::Key", "ARN": KEY_ARN}])
+        );
+        assert_eq!(e["eventType"], "AwsApiCall");
+        assert_eq!(e["recipientAccountId"], "111122223333");
+        assert_eq!(e["eventCategory"], "Management");
+        assert!(e.get("errorCode").is_none());
+        assert!(!e.to_string().contains("aGVsbG8"));
+        assert!(!e.to_string().contains("Y2lwaGVy"));
+    }
+
+    #[test]
+    fn a_denied_call_has_the_error_and_an_assumed_role_its_issuer() {
+        let mut p = Principal::root("444455556666", "ASIAEXAMPLE000000001");
+        p.kind = PrincipalKind::AssumedRole {
+            role: "app".into(),
+            session: "s1".into(),
+        };
+        p.arn = "arn:aws:sts::444455556666:assumed-role/app/s1".into();
+        p.user_id = "AROAEXAMPLE:s1".into();
+        p.service = Some("ec2.amazonaws.com".into());
+        let call = Call {
+            operation: Some("ScheduleKeyDeletion".into()),
+            body: Bytes::from_static(br#"{"KeyId":"k","PendingWindowInDays":7}"#),
+            principal: Some(Arc::new(p)),
+            touched: vec![KEY_ARN.into()],
+            ..Call::default()
+        };
+        let err = ApiError::client("AccessDeniedException", "User: x is not authorized");
+        let e = event_for(&call, Answer::Error(&err));
+        assert_eq!(e["errorCode"], "AccessDeniedException");
+        assert_eq!(e["errorMessage"], "User: x is not authorized");
+        assert_eq!(e["readOnly"], false);
+        assert_eq!(e["responseElements"], Value::Null);
+        assert_eq!(e["recipientAccountId"], "444455556666");
+        assert_eq!(e["resources"][0]["accountId"], "111122223333");
+        let u = &e["userIdentity"];
+        assert_eq!(u["type"], "AssumedRole");
+        assert_eq!(u["invokedBy"], "ec2.amazonaws.com");
+        assert_eq!(
+            u["sessionContext"]["sessionIssuer"],
+            json!({"type": "Role", "principalId": "AROAEXAMPLE", "arn": "arn:aws:iam::444455556666:role/app",
+                   "accountId": "444455556666", "userName": "app"})
+        );
+    }
+
+    fn parts(headers: axum::http::HeaderMap) -> Parts {
+        let (mut parts, ()) = axum::http::Request::new(()).into_parts();
+        parts.headers = headers;
+        parts
+    }
+
+    #[test]
+    fn an_unauthenticated_call_is_unknown() {
+        let mut call = Call::default();
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=AKIANOTKNOWN00000001/20200727/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=00"
+                .parse()
+                .expect("header"),
+        );
+        h.insert(
+            "x-amz-target",
+            "TrentService.ListKeys".parse().expect("header"),
+        );
+        call.note_request(&parts(h), None);
+        let err = ApiError::client(
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        );
+        let e = event_for(&call, Answer::Error(&err));
+        assert_eq!(
+            e["userIdentity"],
+            json!({"type": "Unknown", "accessKeyId": "AKIANOTKNOWN00000001"})
+        );
+        assert_eq!(e["eventName"], "ListKeys");
+        assert_eq!(e["recipientAccountId"], "111122223333");
+        assert_eq!(e["errorCode"], "UnrecognizedClientException");
+        // Something that does not look like an access key id (a pasted secret) is not recorded.
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=wJalrXUtnFEMI/K7MDENG/20200727/us-east-1/kms/aws4_request"
+                .parse()
+                .expect("header"),
+        );
+        let mut call = Call::default();
+        call.note_request(&parts(h), None);
+        assert!(call.presented_access_key.is_none());
+    }
+
+    #[test]
+    fn sts_events() {
+        let call = Call {
+            service: Service::Sts,
+            body: Bytes::from_static(
+                b"Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2Fapp&RoleSessionName=s1&DurationSeconds=900",
+            ),
+            principal: Some(Arc::new(Principal::root("111122223333", "AKIAEXAMPLE000000001"))),
+            ..Call::default()
+        };
+        let xml = "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAEXAMPLE</AccessKeyId><SecretAccessKey>SECRETSECRET</SecretAccessKey><SessionToken>TOKENTOKEN</SessionToken><Expiration>2020-07-27T23:13:24Z</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>AROAX:s1</AssumedRoleId><Arn>arn:aws:sts::111122223333:assumed-role/app/s1</Arn></AssumedRoleUser></AssumeRoleResult></AssumeRoleResponse>";
+        let e = event_for(&call, Answer::Xml(200, xml));
+        assert_eq!(e["eventSource"], "sts.amazonaws.com");
+        assert_eq!(e["eventName"], "AssumeRole");
+        assert_eq!(e["readOnly"], false);
+        assert_eq!(e["userIdentity"]["type"], "Root");
+        assert_eq!(
+            e["requestParameters"],
+            json!({"roleArn": "arn:aws:iam::111122223333:role/app", "roleSessionName": "s1", "durationSeconds": 900})
+        );
+        assert_eq!(
+            e["responseElements"]["credentials"]["accessKeyId"],
+            "ASIAEXAMPLE"
+        );
+        assert_eq!(e["resources"][0]["type"], "AWS::IAM::Role");
+        let s = e.to_string();
+        assert!(!s.contains("SECRETSECRET") && !s.contains("TOKENTOKEN"));
+        let err = "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not allowed &amp; so on</Message></Error></ErrorResponse>";
+        let e = event_for(&call, Answer::Xml(403, err));
+        assert_eq!(e["errorCode"], "AccessDenied");
+        assert_eq!(e["errorMessage"], "not allowed & so on");
+        assert_eq!(e["responseElements"], Value::Null);
+    }
+}
