@@ -139,7 +139,7 @@ async fn events_for_allowed_and_denied_calls_and_no_secret_in_the_file() {
         .send()
         .await
         .unwrap();
-    assert_eq!(dec.plaintext.unwrap().into_inner(), plaintext);
+    assert_eq!(dec.plaintext.clone().unwrap().into_inner(), plaintext);
     let dk = root
         .generate_data_key()
         .key_id(&key_arn)
