@@ -139,6 +139,8 @@ pub(crate) struct Ask<'a> {
     pub encryption_context: Option<&'a BTreeMap<String, String>>,
     pub grant_tokens: Option<&'a [String]>,
     pub request_alias: Option<String>,
+    /// CreateGrant: the grant asked for, which a grant with CreateGrant must cover (`grant_allows`).
+    pub create_grant: Option<&'a crate::ops::ChildGrant>,
 }
 
 impl<'a> Ask<'a> {
@@ -188,7 +190,10 @@ impl CompiledKeyPolicy {
         };
         CompiledKeyPolicy {
             default_root_of: (rec.policy == default).then(|| rec.account.clone()),
-            needs_aliases: rec.policy.to_ascii_lowercase().contains("kms:resourcealiases"),
+            needs_aliases: rec
+                .policy
+                .to_ascii_lowercase()
+                .contains("kms:resourcealiases"),
             policy,
         }
     }
@@ -205,10 +210,18 @@ enum Reason {
 fn denied(ctx: &RequestContext, action: &str, resource: &str, reason: Reason) -> KmsError {
     let who = &ctx.principal.arn;
     let why = match reason {
-        Reason::NoResourcePolicy => format!("because no resource-based policy allows the {action} action"),
-        Reason::NoIdentityPolicy => format!("because no identity-based policy allows the {action} action"),
-        Reason::ExplicitDenyResource => "with an explicit deny in a resource-based policy".to_string(),
-        Reason::ExplicitDenyIdentity => "with an explicit deny in an identity-based policy".to_string(),
+        Reason::NoResourcePolicy => {
+            format!("because no resource-based policy allows the {action} action")
+        }
+        Reason::NoIdentityPolicy => {
+            format!("because no identity-based policy allows the {action} action")
+        }
+        Reason::ExplicitDenyResource => {
+            "with an explicit deny in a resource-based policy".to_string()
+        }
+        Reason::ExplicitDenyIdentity => {
+            "with an explicit deny in an identity-based policy".to_string()
+        }
     };
     KmsError::AccessDenied(format!(
         "User: {who} is not authorized to perform: {action} on resource: {resource} {why}"
@@ -287,9 +300,15 @@ impl Kms {
         compiled: &CompiledKeyPolicy,
     ) -> Result<(), KmsError> {
         c.set("kms:KeySpec", Value::String(rec.key_spec.to_string()));
-        c.set("kms:CustomerMasterKeySpec", Value::String(rec.key_spec.to_string()));
+        c.set(
+            "kms:CustomerMasterKeySpec",
+            Value::String(rec.key_spec.to_string()),
+        );
         c.set("kms:KeyUsage", Value::String(rec.key_usage.to_string()));
-        c.set("kms:CustomerMasterKeyUsage", Value::String(rec.key_usage.to_string()));
+        c.set(
+            "kms:CustomerMasterKeyUsage",
+            Value::String(rec.key_usage.to_string()),
+        );
         c.set("kms:KeyOrigin", Value::String(rec.origin.to_string()));
         c.set("kms:MultiRegion", Value::Bool(rec.multi_region));
         if rec.multi_region {
@@ -319,7 +338,10 @@ impl Kms {
             let mut keys: Vec<String> = ec.keys().cloned().collect();
             keys.sort();
             for (k, v) in ec {
-                c.set(&format!("kms:EncryptionContext:{k}"), Value::String(v.clone()));
+                c.set(
+                    &format!("kms:EncryptionContext:{k}"),
+                    Value::String(v.clone()),
+                );
             }
             c.set("kms:EncryptionContextKeys", Value::Strings(keys));
         }
@@ -343,11 +365,7 @@ impl Kms {
         let mut allow = p.is_root();
         for policy in p.identity_policies.iter() {
             let e = policy.evaluate(&Request {
-                caller: Caller {
-                    arns: caller.arns,
-                    account: caller.account,
-                    service: caller.service,
-                },
+                caller: *caller,
                 action,
                 resource,
                 context: c,
@@ -357,11 +375,7 @@ impl Kms {
         }
         if let Some(session) = &p.session_policy {
             let e = session.evaluate(&Request {
-                caller: Caller {
-                    arns: caller.arns,
-                    account: caller.account,
-                    service: caller.service,
-                },
+                caller: *caller,
                 action,
                 resource,
                 context: c,
@@ -424,6 +438,9 @@ impl Kms {
         ask: &Ask<'_>,
     ) -> Result<(), KmsError> {
         ctx.touch(rec.arn());
+        if let Some(tokens) = ask.grant_tokens {
+            self.check_grant_tokens(tokens)?;
+        }
         let compiled = rec.compiled_policy();
         let p = &ctx.principal;
         let same_account = p.account == rec.account;
@@ -449,11 +466,7 @@ impl Kms {
         };
         let key_eval = match &compiled.policy {
             Some(policy) => policy.evaluate(&Request {
-                caller: Caller {
-                    arns: &arn_refs,
-                    account: &p.account,
-                    service: p.service.as_deref(),
-                },
+                caller,
                 action,
                 resource: &key_arn,
                 context: &c,
@@ -533,17 +546,12 @@ impl Kms {
             service: p.service.as_deref(),
         };
         let e = policy.evaluate(&Request {
-            caller: Caller {
-                arns: &arn_refs,
-                account: &p.account,
-                service: p.service.as_deref(),
-            },
+            caller,
             action: "kms:PutKeyPolicy",
             resource: key_arn,
             context: &c,
         });
-        let (_, id_allow) =
-            self.identity_decision(ctx, &caller, "kms:PutKeyPolicy", key_arn, &c);
+        let (_, id_allow) = self.identity_decision(ctx, &caller, "kms:PutKeyPolicy", key_arn, &c);
         if !e.explicit_deny && (e.allow_direct || (e.allow_account && id_allow)) {
             Ok(())
         } else {

@@ -168,7 +168,8 @@ impl Directory {
     /// A directory with one account and no users or roles.
     pub fn single(account: &str) -> Directory {
         let mut d = Directory::default();
-        d.accounts.insert(account.to_string(), AccountEntry::default());
+        d.accounts
+            .insert(account.to_string(), AccountEntry::default());
         d
     }
 
@@ -240,9 +241,7 @@ mod tests {
         assert!(d.principal_exists("arn:aws:iam::111122223333:user/team/alice"));
         assert!(!d.principal_exists("arn:aws:iam::111122223333:user/bob"));
         assert!(d.principal_exists("arn:aws:iam::111122223333:role/app"));
-        assert!(d.principal_exists(
-            "arn:aws:sts::111122223333:assumed-role/app/session-1"
-        ));
+        assert!(d.principal_exists("arn:aws:sts::111122223333:assumed-role/app/session-1"));
         assert!(!d.principal_exists("arn:aws:sts::111122223333:assumed-role/other/s"));
         assert!(!d.principal_exists("arn:aws:iam::444455556666:root"));
         assert!(!d.principal_exists("not-an-arn"));

@@ -29,6 +29,8 @@ pub enum KmsError {
     InvalidArn(String),
     #[error("InvalidCiphertextException")]
     InvalidCiphertext,
+    #[error("InvalidGrantIdException: {0}")]
+    InvalidGrantId(String),
     #[error("InvalidGrantTokenException: {0}")]
     InvalidGrantToken(String),
     #[error("InvalidImportTokenException: {0}")]
@@ -78,6 +80,7 @@ impl KmsError {
             KmsError::InvalidAliasName(_) => "InvalidAliasNameException",
             KmsError::InvalidArn(_) => "InvalidArnException",
             KmsError::InvalidCiphertext => "InvalidCiphertextException",
+            KmsError::InvalidGrantId(_) => "InvalidGrantIdException",
             KmsError::InvalidGrantToken(_) => "InvalidGrantTokenException",
             KmsError::InvalidImportToken(_) => "InvalidImportTokenException",
             KmsError::InvalidKeyUsage(_) => "InvalidKeyUsageException",
@@ -115,6 +118,7 @@ impl KmsError {
             | KmsError::IncorrectKeyMaterial(m)
             | KmsError::InvalidAliasName(m)
             | KmsError::InvalidArn(m)
+            | KmsError::InvalidGrantId(m)
             | KmsError::InvalidGrantToken(m)
             | KmsError::InvalidImportToken(m)
             | KmsError::InvalidKeyUsage(m)

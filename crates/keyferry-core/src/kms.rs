@@ -76,6 +76,8 @@ pub struct Kms {
     /// requests queue instead of exhausting the compare-and-swap retries; the CAS still guards
     /// against other nodes.
     write_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Grant tokens' key and the per-node grant cache (`ops/grants.rs`).
+    pub(crate) grants: crate::ops::GrantState,
     /// Last cryptographic use per key, flushed to the store every second (`ops/usage.rs`).
     pub(crate) usage: crate::ops::UsageTracker,
 }
@@ -84,6 +86,8 @@ const UNSEALED_CACHE_MAX: usize = 10_000;
 /// Parsed import tokens kept per node (an RSA-4096 key is about 4 KiB in memory).
 const TOKEN_CACHE_MAX: usize = 1_024;
 const WRITE_LOCK_SHARDS: usize = 64;
+/// Compare-and-swap attempts of one write before it gives up (with the backoff, about 2 s).
+const CAS_ATTEMPTS: u64 = 64;
 const RECORD_CACHE_MAX: usize = 100_000;
 
 impl Kms {
@@ -97,6 +101,7 @@ impl Kms {
         Arc::new(Kms {
             material_key: root.derive("keyferry/key-material/v1"),
             token_key: Arc::new(root.derive("keyferry/import-token/v1")),
+            grants: crate::ops::GrantState::new(root),
             cfg,
             usage: crate::ops::UsageTracker::new(store.clone()),
             store,
@@ -122,10 +127,6 @@ impl Kms {
 
     pub(crate) fn arn(&self, key_id: &str) -> String {
         key_arn(&self.cfg.region, &self.cfg.account_id, key_id)
-    }
-
-    pub(crate) fn alias_arn(&self, alias: &str) -> String {
-        alias_arn(&self.cfg.region, &self.cfg.account_id, alias)
     }
 
     // ---- key identifiers ------------------------------------------------------------------
@@ -330,10 +331,13 @@ impl Kms {
             (h.finish() as usize) % WRITE_LOCK_SHARDS
         };
         let _serialised = self.write_locks[shard].lock().await;
-        for attempt in 0..16u64 {
+        for attempt in 0..CAS_ATTEMPTS {
             if attempt > 0 {
-                // Another node won the race: back off a little before re-reading.
-                tokio::time::sleep(Duration::from_millis(attempt * 2)).await;
+                // Another node won the race: back off (growing, with jitter so that contending
+                // nodes spread out) before re-reading.
+                let base = (1u64 << attempt.min(5)).min(32);
+                let jitter = u64::from(keyferry_crypto::rng::random_bytes(1)[0]) % (base + 1);
+                tokio::time::sleep(Duration::from_millis(base + jitter)).await;
             }
             let Some(stored) = self.store.get_key(key_id).await? else {
                 self.forget(key_id);
@@ -364,7 +368,9 @@ impl Kms {
                 return Ok((out, rec));
             }
         }
-        Err(KmsError::Internal(format!(
+        // Only a pathological write storm from other nodes gets here: answer the retryable
+        // error AWS uses for a dependency that does not answer, never a 500.
+        Err(KmsError::DependencyTimeout(format!(
             "too many concurrent updates of key {key_id}"
         )))
     }

@@ -16,6 +16,6 @@ pub mod pool;
 pub mod record;
 pub mod store;
 
-pub use error::KmsError;
 pub use context::{Directory, Principal, PrincipalKind, RequestContext};
+pub use error::KmsError;
 pub use kms::{Config, Kms};

@@ -32,6 +32,14 @@ impl ApiError {
 
 impl From<KmsError> for ApiError {
     fn from(e: KmsError) -> Self {
+        if let KmsError::DependencyTimeout(detail) = &e {
+            tracing::warn!(error = %detail, "storage did not answer in time");
+            return ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: e.code(),
+                message: e.client_message().map(str::to_string),
+            };
+        }
         if e.is_server_fault() {
             tracing::error!(error = %e, "internal error");
             return ApiError::internal();

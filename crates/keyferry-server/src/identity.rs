@@ -320,7 +320,9 @@ fn check_name(name: &str, what: &str) -> anyhow::Result<()> {
 fn check_service(service: Option<String>) -> anyhow::Result<Option<String>> {
     match service {
         Some(s) if s.ends_with(".amazonaws.com") && s.len() > ".amazonaws.com".len() => Ok(Some(s)),
-        Some(s) => bail!("service {s:?} must be an AWS service principal such as ec2.amazonaws.com"),
+        Some(s) => {
+            bail!("service {s:?} must be an AWS service principal such as ec2.amazonaws.com")
+        }
         None => Ok(None),
     }
 }
@@ -376,7 +378,10 @@ root = { access_key_id = "AKIAROOT444455556666", secret_access_key = "other-secr
             .role("arn:aws:iam::111122223333:role/app")
             .expect("role");
         assert_eq!(role.service.as_deref(), Some("ec2.amazonaws.com"));
-        assert!(ids.directory().principal_exists("arn:aws:iam::111122223333:role/app"));
+        assert!(
+            ids.directory()
+                .principal_exists("arn:aws:iam::111122223333:role/app")
+        );
         assert!(ids.directory().principal_exists("444455556666"));
     }
 
@@ -384,7 +389,10 @@ root = { access_key_id = "AKIAROOT444455556666", secret_access_key = "other-secr
     fn refuses_mistakes() {
         let cases = [
             ("[[accounts]]\nid = \"123\"\n", "12 digits"),
-            ("[[accounts]]\nid = \"111122223333\"\nbogus = 1\n", "unknown field"),
+            (
+                "[[accounts]]\nid = \"111122223333\"\nbogus = 1\n",
+                "unknown field",
+            ),
             (
                 "[[accounts]]\nid = \"111122223333\"\n[[accounts.users]]\nname = \"a\"\npolicies = ['not json']\n",
                 "policies[0]",
@@ -411,10 +419,14 @@ root = { access_key_id = "AKIAROOT444455556666", secret_access_key = "other-secr
         let path = dir.path().join("identities.toml");
         std::fs::write(&path, SAMPLE).expect("write");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let err = Identities::new().load_file(&path).expect_err("world-readable");
+        let err = Identities::new()
+            .load_file(&path)
+            .expect_err("world-readable");
         assert!(err.to_string().contains("chmod 600"), "{err}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        Identities::new().load_file(&path).expect("private file loads");
+        Identities::new()
+            .load_file(&path)
+            .expect("private file loads");
     }
 
     #[test]

@@ -178,7 +178,9 @@ fn authenticate(
         })?;
     match principal.into_inner() {
         Some(p) if p.access_key_id == akid => Ok(p),
-        _ => Err(Rejected::Auth(keyferry_sigv4::AuthError::UnrecognizedClient)),
+        _ => Err(Rejected::Auth(
+            keyferry_sigv4::AuthError::UnrecognizedClient,
+        )),
     }
 }
 
@@ -281,10 +283,16 @@ fn handle_sts(
             let code = match e {
                 keyferry_sigv4::AuthError::UnrecognizedClient => "InvalidClientTokenId",
                 keyferry_sigv4::AuthError::InvalidSignature(_) => "SignatureDoesNotMatch",
-                keyferry_sigv4::AuthError::MissingAuthenticationToken => "MissingAuthenticationToken",
+                keyferry_sigv4::AuthError::MissingAuthenticationToken => {
+                    "MissingAuthenticationToken"
+                }
                 keyferry_sigv4::AuthError::IncompleteSignature(_) => "IncompleteSignature",
             };
-            let status = if code == "IncompleteSignature" { 400 } else { 403 };
+            let status = if code == "IncompleteSignature" {
+                400
+            } else {
+                403
+            };
             sts::error(status, code, &e.message(), request_id)
         }
         Err(Rejected::Session(sts::SessionError::Expired)) => sts::error(
@@ -303,7 +311,8 @@ fn handle_sts(
             call.principal = Some(principal.clone());
             let mut params = sts::parse_form(signed.query.as_bytes());
             params.extend(sts::parse_form(signed.body));
-            let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+            let now_ms =
+                (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
             st.sts
                 .handle(&st.identities, &principal, &params, request_id, now_ms)
         }
@@ -363,8 +372,8 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         listener,
         app(running.state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     if let Err(e) = kms.flush_usage().await {
         tracing::warn!(error = %e, "writing key usage at shutdown failed");
     }

@@ -190,12 +190,7 @@ impl Sts {
                 &format!("Could not find operation {other} for version 2011-06-15"),
                 request_id,
             ),
-            None => error(
-                400,
-                "MissingAction",
-                "Missing Action",
-                request_id,
-            ),
+            None => error(400, "MissingAction", "Missing Action", request_id),
         }
     }
 
@@ -212,7 +207,11 @@ impl Sts {
             return Err(validation("roleArn", "null", "Member must not be null"));
         }
         if session.is_empty() {
-            return Err(validation("roleSessionName", "null", "Member must not be null"));
+            return Err(validation(
+                "roleSessionName",
+                "null",
+                "Member must not be null",
+            ));
         }
         if role_arn.len() < 20 || role_arn.len() > 2048 {
             return Err(validation(
@@ -247,9 +246,9 @@ impl Sts {
             return Err(denied());
         };
         let duration = match params.get("DurationSeconds") {
-            Some(d) => d.parse::<i64>().map_err(|_| {
-                validation("durationSeconds", d, "Member must be a number")
-            })?,
+            Some(d) => d
+                .parse::<i64>()
+                .map_err(|_| validation("durationSeconds", d, "Member must be a number"))?,
             None => 3600,
         };
         if duration < 900 {
@@ -288,7 +287,10 @@ impl Sts {
         let arn_refs: Vec<&str> = arns.iter().map(String::as_str).collect();
         let mut ctx = Context::new();
         ctx.set("aws:PrincipalArn", Value::String(caller.principal_arn()));
-        ctx.set("aws:PrincipalAccount", Value::String(caller.account.clone()));
+        ctx.set(
+            "aws:PrincipalAccount",
+            Value::String(caller.account.clone()),
+        );
         ctx.set("aws:CurrentTime", Value::Date(now_ms));
         ctx.set("aws:userid", Value::String(caller.user_id.clone()));
         if let Some(id) = params.get("ExternalId") {
@@ -363,7 +365,12 @@ impl Sts {
             })
             .unwrap_or_default();
         let packed = policy
-            .map(|p| format!("<PackedPolicySize>{}</PackedPolicySize>", (p.len() * 100 / 2048).max(1)))
+            .map(|p| {
+                format!(
+                    "<PackedPolicySize>{}</PackedPolicySize>",
+                    (p.len() * 100 / 2048).max(1)
+                )
+            })
             .unwrap_or_default();
         Ok(format!(
             "<Credentials><AccessKeyId>{akid}</AccessKeyId><SecretAccessKey>{}</SecretAccessKey><SessionToken>{token}</SessionToken><Expiration>{expiration}</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>{}:{}</AssumedRoleId><Arn>arn:aws:sts::{}:assumed-role/{}/{}</Arn></AssumedRoleUser>{packed}",
@@ -390,7 +397,9 @@ fn validation(member: &str, value: &str, constraint: &str) -> (u16, &'static str
     (
         400,
         "ValidationError",
-        format!("1 validation error detected: Value {shown} at '{member}' failed to satisfy constraint: {constraint}"),
+        format!(
+            "1 validation error detected: Value {shown} at '{member}' failed to satisfy constraint: {constraint}"
+        ),
     )
 }
 

@@ -57,11 +57,6 @@ pub(crate) async fn run<T>(
     }
 }
 
-/// `u32` listing limits as SQL `BIGINT`.
-pub(crate) fn limit(n: u32) -> i64 {
-    i64::from(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

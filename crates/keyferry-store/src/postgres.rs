@@ -112,4 +112,13 @@ async fn migrate(options: PgConnectOptions, opts: &StoreOptions) -> Result<(), S
     Ok(())
 }
 
-crate::imp::impl_store!(PgStore, sqlx::Postgres);
+#[allow(clippy::wildcard_imports)]
+mod store_impl {
+    use keyferry_core::store::{AliasRow, GrantRow, KeyUsageRow, StoreError, StoredKey};
+
+    use super::PgStore;
+    use crate::imp::*;
+    use crate::sql;
+
+    crate::imp::impl_store!(PgStore, sqlx::Postgres);
+}

@@ -138,4 +138,13 @@ async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
     tx.commit().await.map_err(map_err)
 }
 
-crate::imp::impl_store!(SqliteStore, sqlx::Sqlite);
+#[allow(clippy::wildcard_imports)]
+mod store_impl {
+    use keyferry_core::store::{AliasRow, GrantRow, KeyUsageRow, StoreError, StoredKey};
+
+    use super::SqliteStore;
+    use crate::imp::*;
+    use crate::sql;
+
+    crate::imp::impl_store!(SqliteStore, sqlx::Sqlite);
+}

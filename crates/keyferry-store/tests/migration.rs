@@ -112,6 +112,21 @@ macro_rules! make_v1 {
     }};
 }
 
+/// Reopen through `open_store($location)` (no second migration), then return the applied
+/// versions read through `$pool`.
+macro_rules! reopen_and_versions {
+    ($location:expr, $pool:expr) => {{
+        let s = open_store($location).await.unwrap();
+        assert!(s.get_key(KEYS[1].0).await.unwrap().is_some());
+        let versions: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_version ORDER BY version")
+                .fetch_all($pool)
+                .await
+                .unwrap();
+        versions
+    }};
+}
+
 /// After the upgrade: every row kept, with the scope from its document (aliases from their
 /// target key), and the new tables in place.
 async fn check_upgraded(s: &dyn Store) {
@@ -240,16 +255,11 @@ async fn sqlite_upgrades_a_v1_file_in_place() {
     let s = open_store(&path.display().to_string()).await.unwrap();
     check_upgraded(&*s).await;
     drop(s);
-    // Reopening does not migrate again.
-    let s = open_store(&path.display().to_string()).await.unwrap();
-    assert!(s.get_key(KEYS[1].0).await.unwrap().is_some());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let versions: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM schema_version ORDER BY version")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(
+        reopen_and_versions!(&path.display().to_string(), &pool),
+        vec![1, 2]
+    );
     // The rebuilt aliases table keeps foreign keys consistent.
     let violations: Vec<(String,)> =
         sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
@@ -274,15 +284,8 @@ async fn postgres_upgrades_a_v1_database_in_place() {
     let s = open_store(&url).await.unwrap();
     check_upgraded(&*s).await;
     drop(s);
-    let s = open_store(&url).await.unwrap();
-    assert!(s.get_key(KEYS[1].0).await.unwrap().is_some());
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    let versions: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM schema_version ORDER BY version")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(reopen_and_versions!(&url, &pool), vec![1, 2]);
     pool.close().await;
     fresh.drop_all().await;
 }

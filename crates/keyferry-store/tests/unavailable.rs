@@ -269,3 +269,54 @@ async fn sqlite_locked_fails_fast_and_recovers() {
     s.insert_key(&key("k2", 1, None, b"")).await.unwrap();
     assert_eq!(common::list_key_ids(&*s, None, 10).await, vec!["k1", "k2"]);
 }
+
+/// PostgreSQL's server-side statement_timeout is set on every session: a CAS that waits for a
+/// row lock another session holds is cancelled by the server (which releases its locks) after
+/// `statement_timeout`, before the client-side deadline, and maps to Unavailable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_statement_timeout_cancels_a_waiting_statement() {
+    let Some(fresh) = common::PgFresh::from_env() else {
+        println!(
+            "postgres statement timeout skipped: {} is not set",
+            common::PG_ENV
+        );
+        return;
+    };
+    let url = fresh.create_database().await;
+    let opts = StoreOptions {
+        statement_timeout: Duration::from_millis(300),
+        acquire_timeout: Duration::from_millis(2000),
+        ..Default::default()
+    };
+    let s = open_store_with(&url, &opts).await.unwrap();
+    s.insert_key(&key("k1", 1, None, b"v1")).await.unwrap();
+
+    // Another session locks the row and keeps its transaction open.
+    let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut other).await.unwrap();
+    sqlx::query("SELECT 1 FROM keys WHERE key_id = 'k1' FOR UPDATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let r = s.update_key(&key("k1", 2, None, b"v2"), 1).await;
+    let took = started.elapsed();
+    let Err(StoreError::Unavailable(msg)) = r else {
+        panic!("{r:?}");
+    };
+    // The server's cancellation, not the client's 2.3 s deadline.
+    assert!(msg.contains("statement timeout"), "{msg}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(2000),
+        "{took:?}"
+    );
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    // Nothing was written, and the store works on.
+    assert_eq!(s.get_key("k1").await.unwrap().unwrap().doc, b"v1".to_vec());
+    assert!(s.update_key(&key("k1", 2, None, b"v2"), 1).await.unwrap());
+    drop(s);
+    fresh.drop_all().await;
+}

@@ -100,9 +100,7 @@ fn aws_cli_role_profile() {
     let config = tmp.path().join("aws-config");
     std::fs::write(
         &config,
-        format!(
-            "[profile dev]\nregion = us-east-1\n\n[profile app]\nrole_arn = arn:aws:iam::111122223333:role/app\nsource_profile = dev\nrole_session_name = cli-session\nregion = us-east-1\n"
-        ),
+        "[profile dev]\nregion = us-east-1\n\n[profile app]\nrole_arn = arn:aws:iam::111122223333:role/app\nsource_profile = dev\nrole_session_name = cli-session\nregion = us-east-1\n",
     )
     .unwrap();
     let creds = tmp.path().join("aws-credentials");
@@ -118,6 +116,9 @@ fn aws_cli_role_profile() {
             .env("AWS_CONFIG_FILE", &config)
             .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
             .env("AWS_ENDPOINT_URL", &server.endpoint)
+            // The CLI caches assumed-role credentials under ~/.aws/cli/cache: a fresh home, so
+            // that sessions of another test's server are never reused.
+            .env("HOME", tmp.path())
             .env_remove("AWS_ACCESS_KEY_ID")
             .env_remove("AWS_SECRET_ACCESS_KEY")
             .env_remove("AWS_SESSION_TOKEN")
@@ -150,14 +151,25 @@ fn aws_cli_role_profile() {
     let mut owner = Command::new("aws");
     owner
         .args(["--endpoint-url", &server.endpoint])
-        .args(["kms", "create-key", "--query", "KeyMetadata.Arn", "--output", "text"])
+        .args([
+            "kms",
+            "create-key",
+            "--query",
+            "KeyMetadata.Arn",
+            "--output",
+            "text",
+        ])
         .env("AWS_ACCESS_KEY_ID", "AKIAOWNERROOT0000001")
         .env("AWS_SECRET_ACCESS_KEY", "owner-root-secret")
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", "/dev/null")
         .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
     let out = owner.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let key_arn = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let plain = tmp.path().join("plain.txt");
     std::fs::write(&plain, b"role profile data").unwrap();

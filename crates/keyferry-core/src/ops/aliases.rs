@@ -84,7 +84,13 @@ impl Kms {
         self.forget_alias(account, region, &req.alias_name);
         if !self
             .store
-            .update_alias(account, region, &req.alias_name, &target.key_id, self.now_ms())
+            .update_alias(
+                account,
+                region,
+                &req.alias_name,
+                &target.key_id,
+                self.now_ms(),
+            )
             .await?
         {
             return Err(alias_not_found(cx, &req.alias_name));

@@ -64,7 +64,10 @@ impl Kms {
     ) -> Result<SignResponse, KmsError> {
         let ask = Ask::none()
             .string("kms:SigningAlgorithm", req.signing_algorithm)
-            .string("kms:MessageType", req.message_type.unwrap_or(MessageType::RAW))
+            .string(
+                "kms:MessageType",
+                req.message_type.unwrap_or(MessageType::RAW),
+            )
             .tokens(req.grant_tokens.as_deref());
         let rec = self.key(cx, &req.key_id, &authz::SIGN, ask).await?;
         self.require_enabled(&rec)?;
@@ -94,7 +97,10 @@ impl Kms {
     ) -> Result<VerifyResponse, KmsError> {
         let ask = Ask::none()
             .string("kms:SigningAlgorithm", req.signing_algorithm)
-            .string("kms:MessageType", req.message_type.unwrap_or(MessageType::RAW))
+            .string(
+                "kms:MessageType",
+                req.message_type.unwrap_or(MessageType::RAW),
+            )
             .tokens(req.grant_tokens.as_deref());
         let rec = self.key(cx, &req.key_id, &authz::VERIFY, ask).await?;
         self.require_enabled(&rec)?;

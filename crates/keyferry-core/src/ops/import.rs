@@ -367,7 +367,12 @@ impl Kms {
         req: DeleteImportedKeyMaterialRequest,
     ) -> Result<DeleteImportedKeyMaterialResponse, KmsError> {
         let id = self
-            .key(cx, &req.key_id, &authz::DELETE_IMPORTED_KEY_MATERIAL, Ask::none())
+            .key(
+                cx,
+                &req.key_id,
+                &authz::DELETE_IMPORTED_KEY_MATERIAL,
+                Ask::none(),
+            )
             .await?
             .key_id
             .clone();

@@ -9,10 +9,10 @@ use keyferry_types::*;
 use super::{is_hmac, mac_algorithm, not_pending_deletion, ts, validation};
 use crate::KmsError;
 use crate::authz::{self, Ask};
-use keyferry_policy::Value;
 use crate::context::RequestContext;
 use crate::kms::{DAY_MS, Kms, is_key_id, state_error};
 use crate::record::{KeyRecord, MaterialRecord, RECORD_FORMAT};
+use keyferry_policy::Value;
 
 impl Kms {
     pub async fn create_key(
@@ -72,7 +72,8 @@ impl Kms {
         if multi_region {
             ask = ask.string("kms:MultiRegionKeyType", "PRIMARY");
         }
-        let tags_asked = super::policy_tags::tag_conditions(ask, req.tags.as_deref().unwrap_or(&[]));
+        let tags_asked =
+            super::policy_tags::tag_conditions(ask, req.tags.as_deref().unwrap_or(&[]));
         self.authorize_account(cx, "kms:CreateKey", tags_asked)?;
         let key_id = new_key_id(multi_region);
         let account = cx.account().to_string();
@@ -401,7 +402,6 @@ impl Kms {
             ..Default::default()
         }
     }
-
 }
 
 /// The key policy CreateKey attaches when none is given: the account principal may do

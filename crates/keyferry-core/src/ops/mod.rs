@@ -11,6 +11,7 @@ mod rotation;
 mod symmetric;
 mod usage;
 
+pub(crate) use grants::{ChildGrant, GrantState};
 pub(crate) use keys::default_policy_for;
 pub(crate) use usage::UsageTracker;
 

@@ -7,9 +7,9 @@ use keyferry_types::*;
 use super::not_pending_deletion;
 use crate::KmsError;
 use crate::authz::{self, Ask};
-use keyferry_policy::Value;
 use crate::context::RequestContext;
 use crate::kms::Kms;
+use keyferry_policy::Value;
 
 const MAX_TAGS: usize = 50;
 
@@ -60,8 +60,7 @@ impl Kms {
         cx: &RequestContext,
         req: ListKeyPoliciesRequest,
     ) -> Result<ListKeyPoliciesResponse, KmsError> {
-        self
-            .key(cx, &req.key_id, &authz::LIST_KEY_POLICIES, Ask::none())
+        self.key(cx, &req.key_id, &authz::LIST_KEY_POLICIES, Ask::none())
             .await?;
         Ok(ListKeyPoliciesResponse {
             policy_names: Some(vec!["default".into()]),

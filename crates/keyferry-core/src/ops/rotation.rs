@@ -90,7 +90,12 @@ impl Kms {
         req: GetKeyRotationStatusRequest,
     ) -> Result<GetKeyRotationStatusResponse, KmsError> {
         let rec = self
-            .key(cx, &req.key_id, &authz::GET_KEY_ROTATION_STATUS, Ask::none())
+            .key(
+                cx,
+                &req.key_id,
+                &authz::GET_KEY_ROTATION_STATUS,
+                Ask::none(),
+            )
             .await?;
         if rec.origin == OriginType::EXTERNAL && rec.state == KeyState::PendingImport {
             return Err(origin_error(&rec));

@@ -11,9 +11,9 @@ use super::validation;
 use crate::KmsError;
 use crate::authz::{self, Access, Ask};
 use crate::context::RequestContext;
-use keyferry_policy::Value;
 use crate::kms::{Kms, Unsealed};
 use crate::record::KeyRecord;
+use keyferry_policy::Value;
 
 type Context = BTreeMap<String, String>;
 
@@ -280,7 +280,10 @@ impl Kms {
         if let Some(spec) = spec {
             ask = ask.string("kms:DataKeySpec", spec);
         }
-        let ask = ask.string("kms:EncryptionAlgorithm", EncryptionAlgorithmSpec::SYMMETRIC_DEFAULT);
+        let ask = ask.string(
+            "kms:EncryptionAlgorithm",
+            EncryptionAlgorithmSpec::SYMMETRIC_DEFAULT,
+        );
         let rec = self.key(cx, key_id, access, ask).await?;
         if rec.key_spec != KeySpec::SYMMETRIC_DEFAULT {
             self.require_enabled(&rec)?;
@@ -381,12 +384,7 @@ impl Kms {
                 }
                 request_alias = hint.find("alias/").map(|i| hint[i..].to_string());
             }
-            let rec = match self.load(&key_id).await {
-                Ok(rec) => rec,
-                // AWS does not tell whether the key exists when the caller cannot use it.
-                Err(KmsError::NotFound(_)) => return Err(KmsError::InvalidCiphertext),
-                Err(e) => return Err(e),
-            };
+            let rec = self.load(&key_id).await?;
             let mut ask = Ask::none()
                 .string("kms:EncryptionAlgorithm", alg)
                 .context(ctx)

@@ -13,11 +13,12 @@ as_carol() { AWS_ACCESS_KEY_ID=AKIACAROLOTHER000001 AWS_SECRET_ACCESS_KEY=carol-
 
 # expect_error CODE MESSAGE-FRAGMENT cmd…: the command must fail with that exception and text.
 expect_error() {
-  local code=$1 text=$2; shift 2
-  if "$@" >out.txt 2>err.txt; then
-    echo "expected $code from: $*" >&2; cat out.txt >&2; exit 1
+  local code=$1 text=$2 rc=0; shift 2
+  "$@" >out.txt 2>err.txt || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    echo "expected $code, the call succeeded: $*" >&2; cat out.txt >&2; exit 1
   fi
-  grep -q "($code)" err.txt || { echo "expected $code from: $*" >&2; cat err.txt >&2; exit 1; }
+  grep -q "($code)" err.txt || { echo "expected $code, got exit $rc: $*" >&2; cat out.txt err.txt >&2; exit 1; }
   grep -qF -- "$text" err.txt || { echo "expected text '$text' from: $*" >&2; cat err.txt >&2; exit 1; }
 }
 
