@@ -3,6 +3,7 @@
 //! `keyferry_core::Kms`, and turns results into responses (`error.rs` is the one mapping).
 
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod protocol;
 
@@ -33,7 +34,10 @@ pub struct AppState {
 
 /// The router: every KMS request is `POST /`.
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    Router::new()
+        .merge(console::routes())
+        .fallback(handle)
+        .with_state(state)
 }
 
 async fn handle(State(st): State<Arc<AppState>>, req: Request<Body>) -> Response {
