@@ -7,6 +7,8 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+# faketime: a second server issues an import token "25 hours ago" (the expired-token test).
+command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
 if [ ${#need_apt[@]} -gt 0 ]; then
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -23,4 +25,5 @@ fi
 
 chromium --version
 chromedriver --version
+faketime --version 2>&1 | head -1 || true
 python3 -c 'import selenium; print("selenium", selenium.__version__)'

@@ -33,7 +33,7 @@ function h(tag, attrs = {}, ...children) {
     else if (v === true) el.setAttribute(k, "");
     else el.setAttribute(k, String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -132,7 +132,7 @@ function banner() {
 function page(title, ...content) {
   const main = $("#main");
   document.title = `${title} — Keyferry console`;
-  main.replaceChildren(h("h1", { tabindex: "-1" }, title), ...content.flat().filter(Boolean));
+  main.replaceChildren(h("h1", { tabindex: "-1" }, title), ...content.flat(Infinity).filter(Boolean));
   $("h1", main).focus();
 }
 
@@ -813,12 +813,11 @@ async function importPage(keyId) {
       radio("expiration", "none", "Key material doesn't expire", true, () => { expires = false; expDate.disabled = true; }),
       radio("expiration", "expires", "Key material expires", false, () => { expires = true; expDate.disabled = false; expDate.focus(); }),
       field("expiration-date", "Key material expires at (UTC)", expDate)),
-    hasMaterial ? field("import-type-field", "Import type", importType) : null,
+    hasMaterial ? field("import-type", "Import type", importType) : null,
     upButton,
     upErr,
     api("ImportKeyMaterial"),
   );
-  importType.id = "import-type";
   upForm.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     clearError(upErr);
@@ -880,7 +879,7 @@ function dialog(id, title, content, onSave, saveLabel = "Save changes") {
   const err = errorBox(`${id}-error`);
   const save = h("button", { type: "submit", class: "primary", id: `${id}-save` }, saveLabel);
   const cancel = h("button", { type: "button", id: `${id}-cancel` }, "Cancel");
-  const form = h("form", { method: "dialog" }, h("h2", { id: `${id}-title` }, title), content, err, h("div", { class: "toolbar" }, cancel, save));
+  const form = h("form", { method: "dialog", novalidate: true }, h("h2", { id: `${id}-title` }, title), content, err, h("div", { class: "toolbar" }, cancel, save));
   const dlg = h("dialog", { id, "aria-labelledby": `${id}-title` }, form);
   cancel.addEventListener("click", () => dlg.close());
   form.addEventListener("submit", async (ev) => {
@@ -1051,7 +1050,7 @@ async function keyPage(keyId) {
 
   // Key material
   let material = null;
-  if (md.Origin === "EXTERNAL" || rotations) {
+  if (md.Origin === "EXTERNAL" || md.KeySpec === "SYMMETRIC_DEFAULT") {
     const matErr = errorBox("material-error");
     const rows = (rotations || []).map((r) =>
       h("tr", { "data-material-id": r.KeyMaterialId || "" },
@@ -1199,7 +1198,8 @@ async function render() {
   if ((m = /^#\/keys\/([^/]+)\/import$/.exec(hash))) return importPage(decodeURIComponent(m[1]));
   if ((m = /^#\/keys\/([^/]+)$/.exec(hash))) return keyPage(decodeURIComponent(m[1]));
   if (hash === "#/create") return createPage();
-  if (hash !== "#/keys") pager.index = 0;
+  pager.index = 0;
+  pager.markers = [undefined];
   return keysPage();
 }
 
