@@ -19,6 +19,7 @@ import boto3
 from selenium import webdriver
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -536,6 +537,9 @@ def import_errors(c):
     c.el("#import-key-link")
     pa = c.download_parameters(a, "RSA_2048", "RSAES_OAEP_SHA_256")
     enc, plain = seed_wrap_oaep256(pa)
+    kept = os.path.join(WORK, "PlaintextKeyMaterial.bin")
+    os.replace(plain, kept)
+    plain = kept
     # Nothing chosen.
     c.click("#upload-material")
     t, m = c.error_of("#upload-error")
@@ -618,7 +622,9 @@ def import_errors(c):
     c.click("#import-material")
     c.wait_h1("Import key material")
     pa2 = c.download_parameters(a, "RSA_2048", "RSAES_OAEP_SHA_256")
-    other, _ = seed_wrap_oaep256(pa2, name="OtherMaterial.bin")
+    other_plain = os.path.join(WORK, "OtherPlaintextKeyMaterial.bin")
+    run(["openssl", "rand", "-out", other_plain, "32"])
+    other, _ = seed_wrap_oaep256(pa2, name="OtherMaterial.bin", plain=other_plain)
     c.upload(other, pa2["token"])
     t, m = c.error_of("#upload-error")
     assert t == "IncorrectKeyMaterialException", (t, m)
@@ -702,6 +708,18 @@ def rsa_aes_key_wrap(c):
     assert "Verified OK" in out, out
 
 
+def assert_no_overflow(c, where):
+    wide = c.d.execute_script(
+        """
+        const w = document.documentElement.clientWidth, out = [];
+        for (const e of document.querySelectorAll('main *, header *'))
+          if (e.getBoundingClientRect().right > w + 1) out.push(e.tagName + '#' + e.id + '.' + e.className);
+        return [document.documentElement.scrollWidth - w, out.slice(0, 8)];
+        """
+    )
+    assert wide[0] <= 0, f"horizontal overflow {wide[0]}px on {where}: {wide[1]}"
+
+
 def layout_keyboard(c):
     """Phone width: no horizontal scrolling, tables as stacked cards; keyboard only: sign in,
     open the create wizard, choose External and acknowledge with Space, Escape closes dialogs."""
@@ -709,30 +727,26 @@ def layout_keyboard(c):
     c.d.set_window_size(390, 844)
     c.go("")
     c.wait_h1("Sign in")
-    # Keyboard only: the skip link first, then the fields in order.
-    body = c.d.find_element(By.TAG_NAME, "body")
-    body.send_keys(Keys.TAB)
-    assert c.d.switch_to.active_element.get_attribute("class") == "skip"
-    c.el("#signin-akid").click()
-    act = c.d.switch_to.active_element
-    act.send_keys(AKID, Keys.TAB)
-    c.d.switch_to.active_element.send_keys(SECRET, Keys.TAB)
-    region = c.d.switch_to.active_element
-    assert region.get_attribute("id") == "signin-region"
-    assert region.get_attribute("value") == REGION == "us-east-1"
-    region.send_keys(Keys.ENTER)
+    # Keyboard only: the page's heading has the focus, Tab walks the fields in order, Enter signs in.
+    assert c.d.switch_to.active_element.tag_name == "h1"
+    assert c.el("a.skip").get_attribute("href").endswith("#main")
+    active = lambda: c.d.switch_to.active_element.get_attribute("id")
+    ActionChains(c.d).send_keys(Keys.TAB).perform()
+    assert active() == "signin-akid", active()
+    ActionChains(c.d).send_keys(AKID, Keys.TAB, SECRET, Keys.TAB).perform()
+    assert active() == "signin-region", active()
+    assert c.el("#signin-region").get_attribute("value") == REGION == "us-east-1"
+    ActionChains(c.d).send_keys(Keys.ENTER).perform()
     c.wait_h1("Customer managed keys")
     c.wait_text("#keys-table tbody", "phone")
     c.shot("phone-key-list")
-    overflow = c.d.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"horizontal overflow {overflow}px at phone width"
+    assert_no_overflow(c, "the key list")
     display = c.d.execute_script("return getComputedStyle(document.querySelector('#keys-table td')).display")
     assert display == "block", display
     c.click("#keys-table tbody a")
     c.wait_h1("phone")
     c.shot("phone-key-page")
-    overflow = c.d.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
-    assert overflow <= 0, f"horizontal overflow {overflow}px on the key page"
+    assert_no_overflow(c, "the key page")
     # Dialog: keyboard focus starts in it, Escape closes it.
     c.click("#add-other-accounts")
     c.visible("#other-accounts-dialog")
