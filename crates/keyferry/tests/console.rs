@@ -31,9 +31,22 @@ fn run_scenario(server: &Server, scenario: &str, extra_env: &[(&str, &str)]) {
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     for tool in ["chromium", "chromedriver"] {
         assert!(
-            Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success()),
+            Command::new(tool)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success()),
             "{tool} is missing: run scripts/console-deps.sh"
         );
+    }
+    // This scenario's screenshots from an earlier run go first.
+    let shots = screenshot_dir();
+    for e in std::fs::read_dir(&shots).unwrap().flatten() {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with(&format!("{scenario}-"))
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/console/console_test.py");
     let work = tempfile::tempdir().unwrap();
@@ -85,9 +98,20 @@ struct LaggingNode {
 
 impl LaggingNode {
     fn start(data: &Path) -> LaggingNode {
-        let mut child = Command::new("faketime")
-            .args(["-f", "-25h"])
-            .arg(env!("CARGO_BIN_EXE_keyferry"))
+        // libfaketime preloaded into the server itself (not the `faketime` wrapper, which forks:
+        // killing the wrapper would leave the server running).
+        let lib = [
+            "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+            "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+            "/usr/lib/faketime/libfaketime.so.1",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("libfaketime is missing: run scripts/console-deps.sh");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keyferry"))
+            .env("LD_PRELOAD", lib)
+            .env("FAKETIME", "-25h")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .env_remove("KEYFERRY_ACCESS_KEY_ID")
@@ -97,7 +121,7 @@ impl LaggingNode {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("start faketime keyferry serve (run scripts/console-deps.sh)");
+            .expect("start the lagging keyferry serve");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let endpoint = loop {
             let line = lines.next().expect("lagging node exited").unwrap();

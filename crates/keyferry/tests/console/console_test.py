@@ -94,7 +94,15 @@ class Console:
     def shot(self, name):
         self.step += 1
         path = os.path.join(SHOTS, f"{self.scenario}-{self.step:02d}-{name}.png")
-        self.d.save_screenshot(path)
+        try:
+            # The whole page, not only the viewport.
+            png = self.d.execute_cdp_cmd(
+                "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+            )["data"]
+            with open(path, "wb") as f:
+                f.write(base64.b64decode(png))
+        except Exception:
+            self.d.save_screenshot(path)
         self.check_labels(name)
         log("step", self.step, name)
 
@@ -153,9 +161,10 @@ class Console:
 
     def error_of(self, css):
         e = self.visible(css)
-        return e.find_element(By.CSS_SELECTOR, ".error-type").text, e.find_element(
-            By.CSS_SELECTOR, ".error-message"
-        ).text
+        t = e.find_element(By.CSS_SELECTOR, ".error-type").text
+        m = e.find_element(By.CSS_SELECTOR, ".error-message").text
+        log(f"  shown in {css}: {t}: {m}")
+        return t, m
 
     def go(self, hash_):
         self.d.get(f"{ENDPOINT}/console/{hash_}")
