@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod audit;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod identity;
 pub mod limits;
@@ -66,7 +67,10 @@ impl AppState {
 
 /// The router: every KMS and STS request is `POST /`.
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    Router::new()
+        .merge(console::routes())
+        .fallback(handle)
+        .with_state(state)
 }
 
 async fn handle(
