@@ -68,6 +68,7 @@ if [ "${KEYFERRY_WITH_KRYOPTIC:-0}" = 1 ]; then
             echo "tokens/install: cannot get the OpenSSL sources (crates.io openssl-src) for kryoptic" >&2
             exit 1
         fi
+        trap 'rm -rf "$work"' EXIT
         (cd "$work/kryoptic-$version" && printf '\n[workspace]\n' >>Cargo.toml \
             && KRYOPTIC_OPENSSL_SOURCES="$osrc" cargo build --release --quiet --no-default-features --features standard)
         mkdir -p "$dir"

@@ -412,17 +412,19 @@ async fn describe_existing(client: &Client, key_id: &str) -> Result<ExistingKey>
 
 /// The keys with provenance tags at the endpoint, listed once per process (the first import
 /// that needs them) and kept up to date with the keys this process creates.
+static RECORDED: tokio::sync::OnceCell<tokio::sync::Mutex<Vec<provenance::Recorded>>> =
+    tokio::sync::OnceCell::const_new();
+
 async fn recorded(
     client: &Client,
 ) -> Result<&'static tokio::sync::Mutex<Vec<provenance::Recorded>>> {
-    static R: tokio::sync::OnceCell<tokio::sync::Mutex<Vec<provenance::Recorded>>> =
-        tokio::sync::OnceCell::const_new();
-    R.get_or_try_init(|| async {
-        provenance::recorded_keys(client)
-            .await
-            .map(tokio::sync::Mutex::new)
-    })
-    .await
+    RECORDED
+        .get_or_try_init(|| async {
+            provenance::recorded_keys(client)
+                .await
+                .map(tokio::sync::Mutex::new)
+        })
+        .await
 }
 
 /// `alias/NAME` for `NAME` or `alias/NAME`.
@@ -541,7 +543,8 @@ pub async fn import(
     }
     let mut tags = src.provenance()?;
     if let Expiry::At(t) = req.expiry {
-        let secs = (t - OffsetDateTime::now_utc()).whole_seconds().max(1);
+        // Rounded to the minute: `--valid-for 1h` records 3600, whatever the clock did meanwhile.
+        let secs = (((t - OffsetDateTime::now_utc()).whole_seconds() + 30) / 60 * 60).max(60);
         tags.push((provenance::VALID_FOR.to_string(), secs.to_string()));
     }
     if existing.is_none() && !req.allow_duplicate {
@@ -577,14 +580,12 @@ pub async fn import(
                 Error::new(ErrorKind::Service, "CreateKey returned no KeyMetadata")
             })?;
             let arn = meta.arn().unwrap_or(meta.key_id()).to_string();
-            recorded(client)
-                .await?
-                .lock()
-                .await
-                .push(provenance::Recorded {
+            if let Some(known) = RECORDED.get() {
+                known.lock().await.push(provenance::Recorded {
                     arn: arn.clone(),
                     tags: tags.clone(),
                 });
+            }
             (arn, true, Some(usage))
         }
     };
@@ -616,12 +617,8 @@ pub async fn import(
                 .await
             {
                 Ok(_) => {
-                    if let Some(r) = recorded(client)
-                        .await?
-                        .lock()
-                        .await
-                        .iter_mut()
-                        .find(|r| r.arn == arn)
+                    if let Some(known) = RECORDED.get()
+                        && let Some(r) = known.lock().await.iter_mut().find(|r| r.arn == arn)
                     {
                         r.tags.push(fp);
                     }
