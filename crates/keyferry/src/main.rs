@@ -30,6 +30,9 @@ enum Command {
     /// Import key material from a file or a PKCS#11 token into an AWS-KMS-compatible endpoint
     /// and prove it (`import wrap` / `import fetch-parameters`: the offline steps).
     Import(Box<keyferry_byok::cli::ImportArgs>),
+    /// Renew imported key material that is about to expire, from the source each key's
+    /// provenance tags record (one pass, or --every).
+    KeepAlive(Box<keyferry_byok::cli::KeepAliveArgs>),
     /// The whole bring-your-own-key walk-through on a throwaway local server, nothing to install.
     Demo,
 }
@@ -151,7 +154,9 @@ fn main() -> ExitCode {
     };
     let json = matches!(&cli.command, Command::Serve(a) if a.log_format == "json");
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYFERRY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // cryptoki logs an ERROR line for every mechanism number it has no name for
+        // (C_GetMechanismList on most tokens): silent unless KEYFERRY_LOG asks for it.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cryptoki=off"));
     if json {
         tracing_subscriber::fmt()
             .json()
@@ -180,6 +185,9 @@ fn main() -> ExitCode {
             Command::Import(args) => {
                 Ok(ExitCode::from(keyferry_byok::cli::run_import(*args).await))
             }
+            Command::KeepAlive(args) => Ok(ExitCode::from(
+                keyferry_byok::cli::run_keep_alive(*args).await,
+            )),
             Command::Demo => Ok(ExitCode::from(keyferry_byok::demo::run_demo().await)),
         }
     });
