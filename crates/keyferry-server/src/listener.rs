@@ -285,7 +285,8 @@ async fn handle(
     // Who is at the other end, for `aws:SourceIp`, `aws:SecureTransport` and the audit trail.
     req.extensions_mut()
         .insert(axum::extract::ConnectInfo(peer));
-    req.extensions_mut().insert(crate::Transport { tls: secure });
+    req.extensions_mut()
+        .insert(crate::Transport { tls: secure });
     let resp = match router.oneshot(req).await {
         Ok(r) => r,
         Err(never) => match never {},
