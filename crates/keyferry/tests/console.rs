@@ -71,12 +71,45 @@ fn run_scenario(server: &Server, scenario: &str, extra_env: &[(&str, &str)]) {
     );
 }
 
+/// The identities the console scenarios name as key administrators, key users and other
+/// accounts (key policies may name only principals that exist). The account root signs with the
+/// development credential the scenarios sign in with.
+const IDENTITIES: &str = r#"
+[[accounts]]
+id = "111122223333"
+root = { access_key_id = "AKIAKEYFERRYDEV00001", secret_access_key = "keyferry-development-secret-not-for-production" }
+[[accounts.users]]
+name = "KMSAdminUser"
+[[accounts.users]]
+name = "Signer"
+[[accounts.roles]]
+name = "KeyUserRole"
+
+[[accounts]]
+id = "444455556666"
+"#;
+
+/// A server with the console scenarios' identities; the directory holds the identities file
+/// and the data directory.
+fn console_server() -> (tempfile::TempDir, Server) {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let ids = tmp.path().join("identities.toml");
+    std::fs::write(&ids, IDENTITIES).unwrap();
+    std::fs::set_permissions(&ids, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let server = Server::start_in(
+        &tmp.path().join("data"),
+        &["--identities", ids.to_str().unwrap()],
+    );
+    (tmp, server)
+}
+
 /// Seed 003 end to end: sign in, External key with alias, ImportParameters.zip read by the
 /// test, the seed's `openssl pkeyutl … rsa_oaep_md:sha256`, upload with the token, banner,
 /// Enabled (boto3), another account added on the key page, the policy confirmed by GetKeyPolicy.
 #[test]
 fn console_seed_003_walkthrough() {
-    let server = Server::start();
+    let (_tmp, server) = console_server();
     run_scenario(&server, "seed003", &[]);
 }
 
@@ -84,11 +117,11 @@ fn console_seed_003_walkthrough() {
 /// checked) and cancel deletion, description, aliases, tags, the policy JSON editor.
 #[test]
 fn console_key_list_and_lifecycle() {
-    let server = Server::start();
+    let (_tmp, server) = console_server();
     run_scenario(&server, "lifecycle", &[]);
 }
 
-/// A second `keyferry serve` on the same data directory (same database and root key) with its
+/// A second `keyferry serve` on the same database and root key with its
 /// clock 25 hours behind (libfaketime): the import tokens it issues are already expired for the
 /// real server, which is the only way to get an expired token out of the binary.
 struct LaggingNode {
@@ -97,7 +130,9 @@ struct LaggingNode {
 }
 
 impl LaggingNode {
-    fn start(data: &Path) -> LaggingNode {
+    /// `data` is the real server's data directory: the lagging node uses its database and root
+    /// key, with a data directory of its own under `dir` (one server per data directory).
+    fn start(data: &Path, dir: &Path) -> LaggingNode {
         // libfaketime preloaded into the server itself (not the `faketime` wrapper, which forks:
         // killing the wrapper would leave the server running).
         let lib = [
@@ -113,7 +148,13 @@ impl LaggingNode {
             .env("FAKETIME", "-25h")
             .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
+            .arg(dir.join("lagging-data"))
+            .arg("--database-url")
+            .arg(data.join("keyferry.db"))
+            .arg("--root-key-file")
+            .arg(data.join("root.key"))
+            .arg("--identities")
+            .arg(dir.join("identities.toml"))
             .env_remove("KEYFERRY_ACCESS_KEY_ID")
             .env_remove("KEYFERRY_SECRET_ACCESS_KEY")
             .env_remove("KEYFERRY_ROOT_KEY")
@@ -146,8 +187,8 @@ impl Drop for LaggingNode {
 /// an expiring import, the same material re-imported, and Delete key material.
 #[test]
 fn console_import_errors() {
-    let server = Server::start();
-    let lagging = LaggingNode::start(&server.data);
+    let (tmp, server) = console_server();
+    let lagging = LaggingNode::start(&server.data, tmp.path());
     run_scenario(
         &server,
         "import_errors",
@@ -159,7 +200,7 @@ fn console_import_errors() {
 /// RSA_AES_KEY_WRAP_SHA_256 / RSA_4096 (openssl enc -id-aes256-wrap-pad + pkeyutl).
 #[test]
 fn console_rsa_aes_key_wrap() {
-    let server = Server::start();
+    let (_tmp, server) = console_server();
     run_scenario(&server, "rsa_aes_key_wrap", &[]);
 }
 
@@ -167,6 +208,6 @@ fn console_rsa_aes_key_wrap() {
 /// every scenario also checks at each step that every visible control has a label.
 #[test]
 fn console_layout_and_keyboard() {
-    let server = Server::start();
+    let (_tmp, server) = console_server();
     run_scenario(&server, "layout_keyboard", &[]);
 }
