@@ -17,4 +17,11 @@ else
 fi
 
 cargo build --workspace --all-targets
+set +e
 cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
+status=${PIPESTATUS[0]}
+set -e
+# One total line over every test binary's "test result: ok. N passed; M failed; …".
+sum() { grep -E '^test result:' target/test-output.log | grep -oE "[0-9]+ $1" | awk '{s += $1} END {print s + 0}'; }
+echo "$(sum passed) passed, $(sum failed) failed"
+exit "$status"

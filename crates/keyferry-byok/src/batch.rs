@@ -22,6 +22,8 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 pub struct BatchItem {
     /// The source, as given.
     pub label: String,
+    /// A short name for the table (file name, or token/object).
+    pub short: String,
     /// The import's outcome or error.
     pub result: Result<ImportOutcome>,
 }
@@ -38,7 +40,7 @@ pub async fn import_many(
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(total as u64);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} imported {msg}",
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} done: {msg}",
         ) {
             bar.set_style(style);
         }
@@ -46,6 +48,10 @@ pub async fn import_many(
     } else {
         None
     };
+    if let Some(b) = &bar {
+        b.set_message("0 imported, 0 failed");
+    }
+    let counts = Rc::new(std::cell::Cell::new((0usize, 0usize)));
     let sem = Rc::new(Semaphore::new(concurrency.max(1)));
     let local = tokio::task::LocalSet::new();
     let mut handles = Vec::with_capacity(total);
@@ -54,9 +60,11 @@ pub async fn import_many(
         let req = req.clone();
         let sem = Rc::clone(&sem);
         let bar = bar.clone();
+        let counts = Rc::clone(&counts);
         handles.push(local.spawn_local(async move {
             let permit = sem.acquire().await;
             let label = spec.label();
+            let short = spec.short_label();
             let result = match permit {
                 Ok(_p) => import(&client, &spec, &req).await,
                 Err(_) => Err(Error::new(
@@ -64,11 +72,25 @@ pub async fn import_many(
                     "the import queue was closed",
                 )),
             };
+            let (ok, failed) = counts.get();
+            let now = if result.is_ok() {
+                (ok + 1, failed)
+            } else {
+                (ok, failed + 1)
+            };
+            counts.set(now);
             if let Some(b) = &bar {
                 b.inc(1);
-                b.set_message(label.clone());
+                b.set_message(format!("{} imported, {} failed", now.0, now.1));
             }
-            (i, BatchItem { label, result })
+            (
+                i,
+                BatchItem {
+                    label,
+                    short,
+                    result,
+                },
+            )
         }));
     }
     let mut items: Vec<Option<BatchItem>> = (0..total).map(|_| None).collect();
@@ -92,6 +114,7 @@ pub async fn import_many(
         .map(|(i, it)| {
             it.unwrap_or_else(|| BatchItem {
                 label: format!("source #{}", i + 1),
+                short: format!("source #{}", i + 1),
                 result: Err(Error::new(
                     crate::error::ErrorKind::Internal,
                     "the import task stopped unexpectedly",
@@ -107,7 +130,7 @@ pub fn table(items: &[BatchItem]) -> String {
         .iter()
         .map(|it| match &it.result {
             Ok(o) => [
-                it.label.clone(),
+                it.short.clone(),
                 o.key_spec.clone(),
                 o.key_id.clone(),
                 if o.verified {
@@ -117,7 +140,7 @@ pub fn table(items: &[BatchItem]) -> String {
                 },
             ],
             Err(e) => [
-                it.label.clone(),
+                it.short.clone(),
                 "-".to_string(),
                 "-".to_string(),
                 format!("FAILED ({:?})", e.kind()),
@@ -152,7 +175,7 @@ pub fn table(items: &[BatchItem]) -> String {
             it.result
                 .as_ref()
                 .err()
-                .map(|e| format!("{}: {}", it.label, e.message()))
+                .map(|e| format!("{}: {}", it.short, e.message()))
         })
         .collect();
     if !failures.is_empty() {
@@ -176,6 +199,7 @@ mod tests {
         let items = vec![
             BatchItem {
                 label: "a.bin".into(),
+                short: "a.bin".into(),
                 result: Ok(ImportOutcome {
                     key_id: "arn:aws:kms:us-east-1:111122223333:key/k1".into(),
                     key_spec: "SYMMETRIC_DEFAULT".into(),
@@ -188,10 +212,12 @@ mod tests {
                     valid_to: "never".into(),
                     checks: vec![],
                     notes: vec![],
+                    endpoint: String::new(),
                 }),
             },
             BatchItem {
                 label: "longer-name.pem".into(),
+                short: "longer-name.pem".into(),
                 result: Err(Error::new(ErrorKind::Material, "bad file")),
             },
         ];

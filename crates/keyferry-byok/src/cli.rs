@@ -43,8 +43,46 @@ fn parse_wrapping_key_spec(s: &str) -> std::result::Result<WrappingKeySpec, Stri
 
 fn parse_time(s: &str) -> std::result::Result<OffsetDateTime, String> {
     OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).map_err(|e| {
-        format!("{s:?} is not an RFC 3339 time ({e}); write e.g. 2030-01-01T00:00:00Z")
+        format!(
+            "{s:?} is not an RFC 3339 time ({e}); write e.g. {} (at most 365 days ahead), or use --valid-for 90d",
+            example_valid_to()
+        )
     })
+}
+
+/// A `--valid-to` example the tool accepts: 90 days from now, at midnight UTC.
+fn example_valid_to() -> String {
+    let d = (OffsetDateTime::now_utc() + time::Duration::days(90)).date();
+    format!("{d}T00:00:00Z")
+}
+
+/// `--valid-for`: a number and a unit, `d` (days), `h` (hours) or `w` (weeks), e.g. `90d`.
+pub fn parse_valid_for(s: &str) -> std::result::Result<time::Duration, String> {
+    let t = s.trim();
+    let bad = || {
+        format!(
+            "{s:?} is not a duration; write a number and d, h or w, e.g. 90d, 36h or 12w (at most 365d)"
+        )
+    };
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: i64 = num.parse().map_err(|_| bad())?;
+    let d = match unit {
+        "d" => time::Duration::days(n),
+        "h" => time::Duration::hours(n),
+        "w" => time::Duration::weeks(n),
+        _ => return Err(bad()),
+    };
+    if d <= time::Duration::ZERO {
+        return Err(format!(
+            "--valid-for {s} is not in the future; give e.g. 90d"
+        ));
+    }
+    if d > time::Duration::days(365) {
+        return Err(format!(
+            "--valid-for {s} is more than 365 days, which KMS refuses; give at most 365d or use --no-expiry"
+        ));
+    }
+    Ok(d)
 }
 
 /// Output format.
@@ -119,9 +157,27 @@ pub struct WrappingArgs {
     pub wrapping_key_spec: Option<WrappingKeySpec>,
 }
 
+/// Examples shown at the end of `keyferry import --help`.
+pub const IMPORT_EXAMPLES: &str = "\
+Examples:
+  # Against a local `keyferry serve` (it prints this development credential):
+  export AWS_ENDPOINT_URL=http://127.0.0.1:4599 AWS_REGION=us-east-1
+  export AWS_ACCESS_KEY_ID=AKIAKEYFERRYDEV00001 AWS_SECRET_ACCESS_KEY=keyferry-development-secret-not-for-production
+  openssl rand -out aes.bin 32
+  keyferry import --material aes.bin --alias my-aes --valid-for 90d
+  openssl ecparam -name prime256v1 -genkey -noout -out ec.pem
+  keyferry import --material ec.pem --no-expiry --output json
+  # From a PKCS#11 token (the key is wrapped inside it):
+  export KEYFERRY_PKCS11_PIN=5678
+  keyferry import --pkcs11-uri 'pkcs11:token=prod;object=signing-key?module-path=/usr/lib/softhsm/libsofthsm2.so'
+
+Exit codes: 0 imported and verified; 1 source, token or file problem (or a failed batch member);
+2 usage or configuration (no Region, no credentials, alias taken, duplicate); 3 KMS refused a request;
+4 verification failed; 5 endpoint unreachable.";
+
 /// `keyferry import`: GetParametersForImport → wrap → ImportKeyMaterial → verify.
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true, after_help = IMPORT_EXAMPLES)]
 pub struct ImportArgs {
     /// Offline helpers.
     #[command(subcommand)]
@@ -148,12 +204,20 @@ pub struct ImportArgs {
     /// Alias for the new key (alias/NAME or NAME).
     #[arg(long, conflicts_with = "key_id")]
     pub alias: Option<String>,
-    /// When the imported material expires (RFC 3339, e.g. 2030-01-01T00:00:00Z).
-    #[arg(long, value_parser = parse_time, value_name = "TIME", conflicts_with = "no_expiry")]
+    /// When the imported material expires (RFC 3339, at most 365 days ahead, e.g.
+    /// 2027-03-01T00:00:00Z). KMS deletes the material then; `keyferry keep-alive` renews it.
+    #[arg(long, value_parser = parse_time, value_name = "TIME", conflicts_with_all = ["no_expiry", "valid_for"])]
     pub valid_to: Option<OffsetDateTime>,
+    /// The material expires this long after the import: a number and d, h or w (e.g. 90d).
+    #[arg(long, value_parser = parse_valid_for, value_name = "DURATION", conflicts_with = "no_expiry")]
+    pub valid_for: Option<time::Duration>,
     /// The material does not expire (the default when --valid-to is not given).
     #[arg(long)]
     pub no_expiry: bool,
+    /// Create a new KMS key even if this HSM key or file already has one (found by the
+    /// keyferry:* provenance tags every import records).
+    #[arg(long, conflicts_with = "key_id")]
+    pub allow_duplicate: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
@@ -174,6 +238,14 @@ pub enum OfflineCommand {
 
 /// `keyferry import wrap`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Example (on the HSM host, no network needed):
+  keyferry import wrap --parameters ImportParameters.zip \\
+      --pkcs11-uri 'pkcs11:token=prod;object=k1?module-path=/usr/lib/softhsm/libsofthsm2.so' --out EncryptedKeyMaterial.bin
+  keyferry import wrap --wrapping-key WrappingPublicKey.bin --import-token ImportToken.bin \\
+      --material aes.bin --wrapping-algorithm RSAES_OAEP_SHA_256
+
+Parameters that have expired (24 hours after GetParametersForImport) are refused unless --force.")]
 pub struct WrapArgs {
     /// ImportParameters.zip (from the console or `keyferry import fetch-parameters`).
     #[arg(long, value_name = "ZIP", required_unless_present = "wrapping_key", conflicts_with_all = ["wrapping_key", "import_token"])]
@@ -196,10 +268,17 @@ pub struct WrapArgs {
     /// Where to write the wrapped material.
     #[arg(long, value_name = "FILE", default_value = offline::ENCRYPTED_KEY_MATERIAL_FILE)]
     pub out: PathBuf,
+    /// Wrap even though the parameters have expired (KMS will refuse the import token).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `keyferry import fetch-parameters`.
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Example (on a connected host; the parameters are valid for 24 hours):
+  keyferry import fetch-parameters --key-id alias/signing --wrapping-algorithm RSA_AES_KEY_WRAP_SHA_256 \\
+      --out ImportParameters.zip --token-out ImportToken.bin")]
 pub struct FetchArgs {
     /// Connection.
     #[command(flatten)]
@@ -223,6 +302,71 @@ pub struct FetchArgs {
     /// Also write the wrapping public key (DER) alone here.
     #[arg(long, value_name = "FILE")]
     pub wrapping_key_out: Option<PathBuf>,
+}
+
+/// `keyferry keep-alive`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  # One pass, e.g. from cron every day: renew what expires within 7 days
+  KEYFERRY_PKCS11_PIN=5678 keyferry keep-alive --renew-within 7d
+  # Stay running and check every 6 hours
+  keyferry keep-alive --renew-within 2d --every 6h --output json
+
+It renews keys that `keyferry import` created (they carry keyferry:* tags) and whose material
+expires (KEY_MATERIAL_EXPIRES), from the source recorded in the tags, for as long as the first
+import asked. Exit codes: 0 nothing left to do; 1 a key is about to expire or its source is
+unreachable; 2 usage or configuration; 5 endpoint unreachable.")]
+pub struct KeepAliveArgs {
+    /// Connection.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Renew material that expires within this time (d, h or w, e.g. 7d).
+    #[arg(long, value_parser = parse_valid_for, value_name = "DURATION", default_value = "7d")]
+    pub renew_within: time::Duration,
+    /// Keep running and make a pass this often (d, h or w, e.g. 6h); default: one pass.
+    #[arg(long, value_parser = parse_valid_for, value_name = "DURATION")]
+    pub every: Option<time::Duration>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// Run `keyferry keep-alive …`; returns the process exit code.
+pub async fn run_keep_alive(args: KeepAliveArgs) -> u8 {
+    let client = match kms_client(&args.connect.connect()).await {
+        Ok(c) => c,
+        Err(e) => return report_error_as("keep-alive", &e),
+    };
+    loop {
+        let code = match crate::keepalive::pass(&client, args.renew_within).await {
+            Ok(items) => {
+                match args.output {
+                    OutputFormat::Json => match json(&items) {
+                        Ok(j) => println!("{j}"),
+                        Err(e) => return report_error_as("keep-alive", &e),
+                    },
+                    OutputFormat::Text => print!("{}", crate::keepalive::report(&items)),
+                }
+                u8::from(
+                    items
+                        .iter()
+                        .any(|i| i.status == "expiring" || i.status == "unreachable"),
+                )
+            }
+            Err(e) => report_error_as("keep-alive", &e),
+        };
+        let Some(every) = args.every else {
+            return code;
+        };
+        let wait = std::time::Duration::from_secs(every.whole_seconds().max(1).unsigned_abs());
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn report_error_as(cmd: &str, e: &Error) -> u8 {
+    eprintln!("keyferry {cmd}: error: {}", e.message());
+    e.kind().exit_code()
 }
 
 fn token_options(args: &SourceArgs, pin: Option<secrecy::SecretString>) -> Result<TokenOptions> {
@@ -351,6 +495,7 @@ pub fn summary(o: &ImportOutcome) -> String {
             "NOT VERIFIED"
         }
     ));
+    s.push_str(&format!("  Endpoint:         {}\n", o.endpoint));
     s.push_str(&format!("  KeyId:            {}\n", o.key_id));
     s.push_str(&format!(
         "  Key:              {}\n",
@@ -386,12 +531,19 @@ fn request(args: &ImportArgs) -> ImportRequest {
         key_spec: args.key_spec,
         description: args.description.clone(),
         alias: args.alias.clone(),
-        expiry: match args.valid_to {
-            Some(t) if !args.no_expiry => Expiry::At(t),
-            _ => Expiry::Never,
+        expiry: match (args.valid_to, args.valid_for) {
+            _ if args.no_expiry => Expiry::Never,
+            (Some(t), _) => Expiry::At(t),
+            (None, Some(d)) => Expiry::At(
+                (OffsetDateTime::now_utc() + d)
+                    .replace_nanosecond(0)
+                    .unwrap_or_else(|_| OffsetDateTime::now_utc() + d),
+            ),
+            (None, None) => Expiry::Never,
         },
         wrapping_algorithm: args.wrapping.wrapping_algorithm,
         wrapping_key_spec: args.wrapping.wrapping_key_spec,
+        allow_duplicate: args.allow_duplicate,
     }
 }
 
@@ -475,6 +627,25 @@ fn run_wrap(args: &WrapArgs) -> Result<()> {
             ));
         }
     };
+    if let Some(zip) = &args.parameters
+        && let Some(until) = offline::zip_valid_until(zip)
+        && until <= OffsetDateTime::now_utc()
+    {
+        let when = until
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| until.unix_timestamp().to_string());
+        if !args.force {
+            return Err(Error::usage(format!(
+                "the import parameters in {} expired at {when}, so KMS would refuse the import; fetch new ones (`keyferry import fetch-parameters --key-id {} --out {}`), or pass --force to wrap anyway",
+                zip.display(),
+                params.key_id.as_deref().unwrap_or("KEY_ID"),
+                zip.display()
+            )));
+        }
+        eprintln!(
+            "keyferry import wrap: warning: the parameters expired at {when}; wrapping anyway (--force)"
+        );
+    }
     let mut specs = sources(&args.source)?;
     if specs.len() != 1 {
         return Err(Error::usage(
@@ -600,7 +771,7 @@ pub fn stdout_is_terminal() -> bool {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
     use clap::Parser;
 
@@ -662,6 +833,71 @@ mod tests {
             .is_err()
         );
         assert!(parse(&["--material", "k", "--key-id", "x", "--alias", "a"]).is_err());
+    }
+
+    #[test]
+    fn valid_for_is_relative_and_bounded() {
+        assert_eq!(parse_valid_for("90d").unwrap(), time::Duration::days(90));
+        assert_eq!(parse_valid_for("36h").unwrap(), time::Duration::hours(36));
+        assert_eq!(parse_valid_for("2w").unwrap(), time::Duration::weeks(2));
+        assert!(parse_valid_for("366d").unwrap_err().contains("365"));
+        assert!(parse_valid_for("0d").is_err());
+        assert!(parse_valid_for("90").unwrap_err().contains("90d"));
+        assert!(parse_valid_for("3mo").is_err());
+        let a = parse(&["--material", "k", "--valid-for", "90d"]).unwrap();
+        let Expiry::At(t) = request(&a).expiry else {
+            panic!("--valid-for gives an expiry")
+        };
+        let left = t - OffsetDateTime::now_utc();
+        assert!(left > time::Duration::days(89) && left <= time::Duration::days(90));
+        assert!(parse(&["--material", "k", "--valid-for", "9d", "--no-expiry"]).is_err());
+        assert!(
+            parse(&[
+                "--material",
+                "k",
+                "--valid-for",
+                "9d",
+                "--valid-to",
+                "2030-01-01T00:00:00Z"
+            ])
+            .is_err()
+        );
+        // The example in the error message is one the tool accepts.
+        let ex = example_valid_to();
+        let t = parse_time(&ex).unwrap();
+        assert!(
+            t > OffsetDateTime::now_utc()
+                && t < OffsetDateTime::now_utc() + time::Duration::days(365)
+        );
+        assert!(
+            parse_time("2030-01-01")
+                .unwrap_err()
+                .contains("--valid-for 90d")
+        );
+    }
+
+    #[test]
+    fn every_help_has_an_example() {
+        use clap::CommandFactory;
+        let mut cmd = T::command();
+        let import = cmd.find_subcommand_mut("import").unwrap();
+        let help = import.render_long_help().to_string();
+        assert!(
+            help.contains("Examples:") && help.contains("keyferry import --material"),
+            "{help}"
+        );
+        assert!(help.contains("Exit codes:"), "{help}");
+        for sub in ["wrap", "fetch-parameters"] {
+            let h = import
+                .find_subcommand_mut(sub)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            assert!(
+                h.contains("Example") && h.contains(&format!("keyferry import {sub}")),
+                "{sub}: {h}"
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_sdk_kms::Client;
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::types as kt;
 use aws_smithy_types::Blob;
 use keyferry_types::{
@@ -20,6 +20,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::provenance;
 use crate::source::{
     FileSource, MaterialKind, Source, TokenOptions, TokenSource, mac_algorithm_for,
 };
@@ -39,8 +40,25 @@ pub struct Connect {
     pub static_credentials: Option<(String, String)>,
 }
 
-/// Build a KMS client from the AWS configuration chain plus `connect`'s overrides.
+fn endpoints() -> &'static std::sync::Mutex<Option<String>> {
+    static E: std::sync::OnceLock<std::sync::Mutex<Option<String>>> = std::sync::OnceLock::new();
+    E.get_or_init(|| std::sync::Mutex::new(None))
+}
+
+/// The endpoint the last [`kms_client`] talks to, as shown to the user (the URL, or "AWS KMS in
+/// REGION (https://kms.REGION.amazonaws.com)").
+pub fn current_endpoint() -> String {
+    endpoints()
+        .lock()
+        .ok()
+        .and_then(|e| e.clone())
+        .unwrap_or_else(|| "the KMS endpoint".to_string())
+}
+
+/// Build a KMS client from the AWS configuration chain plus `connect`'s overrides. Nothing is
+/// sent: a missing Region or missing credentials are reported here, as configuration problems.
 pub async fn kms_client(connect: &Connect) -> Result<Client> {
+    use aws_credential_types::provider::ProvideCredentials;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(
         aws_config::timeout::TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -66,12 +84,49 @@ pub async fn kms_client(connect: &Connect) -> Result<Client> {
         ));
     }
     let conf = loader.load().await;
-    if conf.region().is_none() {
+    let Some(region) = conf.region().map(|r| r.to_string()) else {
         return Err(Error::usage(
-            "no AWS Region configured: set AWS_REGION (or a region in your AWS profile) or pass --region",
+            "no AWS Region configured: set AWS_REGION (or a region in your AWS profile) or pass --region; nothing was sent",
         ));
+    };
+    let endpoint = describe_endpoint(conf.endpoint_url(), &region);
+    if let Ok(mut e) = endpoints().lock() {
+        *e = Some(endpoint.clone());
+    }
+    let has_credentials = match conf.credentials_provider() {
+        Some(p) => p.provide_credentials().await.is_ok(),
+        None => false,
+    };
+    if !has_credentials {
+        return Err(Error::usage(format!(
+            "no AWS credentials found for {endpoint}, so nothing was sent: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (for `keyferry serve`, the development credential it prints at start), or choose a profile with --profile / AWS_PROFILE"
+        )));
     }
     Ok(Client::new(&conf))
+}
+
+/// How an endpoint is named in messages: the URL given, or AWS KMS in the Region.
+pub fn describe_endpoint(url: Option<&str>, region: &str) -> String {
+    match url {
+        Some(u) => u.to_string(),
+        None => format!("AWS KMS in {region} (https://kms.{region}.amazonaws.com)"),
+    }
+}
+
+/// The innermost cause of an error, in one line (e.g. "Connection refused (os error 111)").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    let text = cur.to_string();
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.chars().count() > 120 {
+        let cut: String = line.chars().take(117).collect();
+        format!("{cut}...")
+    } else {
+        line.to_string()
+    }
 }
 
 /// What a KMS error code means for the user, as a hint appended to AWS's message.
@@ -115,7 +170,7 @@ pub fn hint_for(code: &str) -> &'static str {
 pub fn sdk_error<E, R>(operation: &str, e: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug,
+    R: Debug + Send + Sync + 'static,
 {
     match &e {
         SdkError::ServiceError(se) => {
@@ -130,18 +185,36 @@ where
             }
             Error::new(ErrorKind::Service, text).with_code(code)
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            let cause = root_cause(&e);
             Error::new(
                 ErrorKind::Network,
                 format!(
-                    "{operation} failed: cannot reach the KMS endpoint or read its answer ({}). Check --endpoint-url / AWS_ENDPOINT_URL, --region / AWS_REGION, the network, and that credentials are configured (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --profile).",
-                    DisplayErrorContext(&e)
+                    "{operation} failed: cannot reach {} ({}); check that the server is running and the URL (--endpoint-url / AWS_ENDPOINT_URL) and Region (--region / AWS_REGION) are right.",
+                    current_endpoint(),
+                    if cause.is_empty() {
+                        "no answer".to_string()
+                    } else {
+                        cause
+                    }
                 ),
             )
         }
+        SdkError::ResponseError(_) => Error::new(
+            ErrorKind::Network,
+            format!(
+                "{operation} failed: {} answered with something that is not a KMS response ({}); check that --endpoint-url / AWS_ENDPOINT_URL points at a KMS endpoint.",
+                current_endpoint(),
+                root_cause(&e)
+            ),
+        ),
         _ => Error::new(
             ErrorKind::Network,
-            format!("{operation} failed: {}", DisplayErrorContext(&e)),
+            format!(
+                "{operation} failed before reaching {}: {}.",
+                current_endpoint(),
+                root_cause(&e)
+            ),
         ),
     }
 }
@@ -179,11 +252,32 @@ impl SourceSpec {
         }
     }
 
-    /// A short name for tables and messages.
+    /// The source as given (JSON's `Source` of a failed batch member).
     pub fn label(&self) -> String {
         match self {
             Self::File(p) => p.display().to_string(),
             Self::Token(uri, _) => uri.redacted(),
+        }
+    }
+
+    /// A short name for the batch table: the file name, or `token/object` (with the id).
+    pub fn short_label(&self) -> String {
+        match self {
+            Self::File(p) => p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            ),
+            Self::Token(uri, _) => {
+                let mut s = format!(
+                    "{}/{}",
+                    uri.token.as_deref().unwrap_or("token"),
+                    uri.object.as_deref().unwrap_or("-")
+                );
+                if let Some(id) = &uri.id {
+                    s.push_str(&format!(" (id {})", hex::encode(id)));
+                }
+                s
+            }
         }
     }
 }
@@ -205,6 +299,8 @@ pub struct ImportRequest {
     pub wrapping_algorithm: Option<AlgorithmSpec>,
     /// Wrapping key spec; default RSA_4096.
     pub wrapping_key_spec: Option<WrappingKeySpec>,
+    /// Create a new key even when the source's material already has one (by its provenance tags).
+    pub allow_duplicate: bool,
 }
 
 /// The result of one import, as printed (`--output json` uses these field names).
@@ -234,6 +330,9 @@ pub struct ImportOutcome {
     pub checks: Vec<String>,
     /// Notes on choices made (fallbacks, inferred specs).
     pub notes: Vec<String>,
+    /// The endpoint the key lives in (text output only; JSON's KeyId ARN names it already).
+    #[serde(skip)]
+    pub endpoint: String,
 }
 
 fn to_sdk_spec(spec: KeySpec) -> kt::KeySpec {
@@ -309,6 +408,54 @@ async fn describe_existing(client: &Client, key_id: &str) -> Result<ExistingKey>
         usage: meta.key_usage().cloned(),
         arn,
     })
+}
+
+/// The keys with provenance tags at the endpoint, listed once per process (the first import
+/// that needs them) and kept up to date with the keys this process creates.
+static RECORDED: tokio::sync::OnceCell<tokio::sync::Mutex<Vec<provenance::Recorded>>> =
+    tokio::sync::OnceCell::const_new();
+
+async fn recorded(
+    client: &Client,
+) -> Result<&'static tokio::sync::Mutex<Vec<provenance::Recorded>>> {
+    RECORDED
+        .get_or_try_init(|| async {
+            provenance::recorded_keys(client)
+                .await
+                .map(tokio::sync::Mutex::new)
+        })
+        .await
+}
+
+/// `alias/NAME` for `NAME` or `alias/NAME`.
+pub fn alias_name(alias: &str) -> String {
+    if alias.starts_with("alias/") {
+        alias.to_string()
+    } else {
+        format!("alias/{alias}")
+    }
+}
+
+/// Refuse an alias that already names a key, before any key is created.
+async fn check_alias_free(client: &Client, alias: &str) -> Result<()> {
+    if alias.starts_with("alias/aws/") {
+        return Err(Error::usage(format!(
+            "the alias {alias} is reserved for AWS managed keys; choose another --alias"
+        )));
+    }
+    match client.describe_key().key_id(alias).send().await {
+        Ok(out) => {
+            let target = out
+                .key_metadata()
+                .map(|m| m.arn().unwrap_or(m.key_id()).to_string())
+                .unwrap_or_else(|| "another key".to_string());
+            Err(Error::usage(format!(
+                "the alias {alias} already exists (it names {target}), so no key was created; choose another --alias, or re-import into that key with --key-id {alias}"
+            )))
+        }
+        Err(SdkError::ServiceError(se)) if se.err().code() == Some("NotFoundException") => Ok(()),
+        Err(e) => Err(sdk_error("DescribeKey (is the alias free?)", e)),
+    }
 }
 
 /// Import the material `source` names into KMS and verify it. Opens the source, checks it, and
@@ -389,6 +536,31 @@ pub async fn import(
         )));
     }
 
+    if existing.is_none()
+        && let Some(alias) = &req.alias
+    {
+        check_alias_free(client, &alias_name(alias)).await?;
+    }
+    let mut tags = src.provenance()?;
+    if let Expiry::At(t) = req.expiry {
+        // Rounded to the minute: `--valid-for 1h` records 3600, whatever the clock did meanwhile.
+        let secs = (((t - OffsetDateTime::now_utc()).whole_seconds() + 30) / 60 * 60).max(60);
+        tags.push((provenance::VALID_FOR.to_string(), secs.to_string()));
+    }
+    if existing.is_none() && !req.allow_duplicate {
+        let known = recorded(client).await?;
+        let dup = {
+            let known = known.lock().await;
+            provenance::find_duplicate(&known, &tags).map(|r| r.arn.clone())
+        };
+        if let Some(arn) = dup {
+            return Err(Error::usage(format!(
+                "{} was already imported as {arn} (by its provenance tags), so no second key was created; re-import into that key with --key-id {arn}, or pass --allow-duplicate to create another",
+                src.describe()
+            )));
+        }
+    }
+
     // 2. The key.
     let (arn, created, usage) = match existing {
         Some(e) => (e.arn, false, e.usage),
@@ -402,15 +574,19 @@ pub async fn import(
             if let Some(d) = &req.description {
                 b = b.description(d);
             }
+            b = b.set_tags(Some(provenance::sdk_tags(&tags)?));
             let out = b.send().await.map_err(|e| sdk_error("CreateKey", e))?;
             let meta = out.key_metadata().ok_or_else(|| {
                 Error::new(ErrorKind::Service, "CreateKey returned no KeyMetadata")
             })?;
-            (
-                meta.arn().unwrap_or(meta.key_id()).to_string(),
-                true,
-                Some(usage),
-            )
+            let arn = meta.arn().unwrap_or(meta.key_id()).to_string();
+            if let Some(known) = RECORDED.get() {
+                known.lock().await.push(provenance::Recorded {
+                    arn: arn.clone(),
+                    tags: tags.clone(),
+                });
+            }
+            (arn, true, Some(usage))
         }
     };
 
@@ -427,6 +603,33 @@ pub async fn import(
         &mut imported,
     )
     .await;
+    if created
+        && let Ok((Some(id), _)) = &result
+        && provenance::tag(&tags, provenance::FINGERPRINT).is_none()
+    {
+        let fp = (provenance::FINGERPRINT.to_string(), format!("kmid:{id}"));
+        if let Ok(t) = provenance::sdk_tags(&vec![fp.clone()]) {
+            match client
+                .tag_resource()
+                .key_id(&arn)
+                .set_tags(Some(t))
+                .send()
+                .await
+            {
+                Ok(_) => {
+                    if let Some(known) = RECORDED.get()
+                        && let Some(r) = known.lock().await.iter_mut().find(|r| r.arn == arn)
+                    {
+                        r.tags.push(fp);
+                    }
+                }
+                Err(e) => notes.push(format!(
+                    "the KeyMaterialId could not be recorded as a tag: {}",
+                    sdk_error("TagResource", e).message()
+                )),
+            }
+        }
+    }
     match result {
         Ok((material_id, checks)) => Ok(ImportOutcome {
             key_id: arn,
@@ -443,6 +646,7 @@ pub async fn import(
             },
             checks,
             notes,
+            endpoint: current_endpoint(),
         }),
         Err(e) => Err(cleanup(client, &arn, created, imported, req.alias.is_some(), e).await),
     }
@@ -461,14 +665,9 @@ async fn import_steps(
     imported: &mut bool,
 ) -> Result<(Option<String>, Vec<String>)> {
     if created && let Some(alias) = &req.alias {
-        let name = if alias.starts_with("alias/") {
-            alias.clone()
-        } else {
-            format!("alias/{alias}")
-        };
         client
             .create_alias()
-            .alias_name(name)
+            .alias_name(alias_name(alias))
             .target_key_id(arn)
             .send()
             .await
@@ -506,7 +705,7 @@ async fn import_steps(
         .map_err(|e| sdk_error("ImportKeyMaterial", e))?;
     *imported = true;
     let mut material_id = out.key_material_id().map(str::to_string);
-    let checks = verify(client, src, arn, usage).await?;
+    let mut checks = verify(client, src, arn, usage).await?;
     if material_id.is_none() {
         material_id = client
             .describe_key()
@@ -519,7 +718,87 @@ async fn import_steps(
                     .and_then(|m| m.current_key_material_id().map(str::to_string))
             });
     }
+    if MaterialKind::of(src.key_spec())? == MaterialKind::Symmetric {
+        checks.push(
+            prove_identity(
+                client,
+                src,
+                req,
+                arn,
+                algorithm,
+                wks,
+                material_id.as_deref(),
+            )
+            .await?,
+        );
+    }
     Ok((material_id, checks))
+}
+
+/// Proof that KMS holds this very symmetric material (a round trip only shows it has *a* key):
+/// the source wraps its key again under fresh import parameters, and KMS re-imports it as
+/// EXISTING_KEY_MATERIAL with the KeyMaterialId it reported, which it accepts only for
+/// identical material (IncorrectKeyMaterialException otherwise). AWS KMS supports the same call;
+/// it costs one more GetParametersForImport and ImportKeyMaterial.
+async fn prove_identity(
+    client: &Client,
+    src: &Source,
+    req: &ImportRequest,
+    arn: &str,
+    algorithm: AlgorithmSpec,
+    wks: WrappingKeySpec,
+    material_id: Option<&str>,
+) -> Result<String> {
+    let params = client
+        .get_parameters_for_import()
+        .key_id(arn)
+        .wrapping_algorithm(kt::AlgorithmSpec::from(algorithm.as_str()))
+        .wrapping_key_spec(kt::WrappingKeySpec::from(wks.as_str()))
+        .send()
+        .await
+        .map_err(|e| sdk_error("GetParametersForImport (identity proof)", e))?;
+    let (Some(public_key), Some(token)) = (params.public_key(), params.import_token()) else {
+        return Err(Error::new(
+            ErrorKind::Service,
+            "GetParametersForImport returned no PublicKey or ImportToken",
+        ));
+    };
+    let wrapped = src.wrap(algorithm, public_key.as_ref())?;
+    let mut b = client
+        .import_key_material()
+        .key_id(arn)
+        .import_token(token.clone())
+        .encrypted_key_material(Blob::new(wrapped))
+        .import_type(kt::ImportType::ExistingKeyMaterial);
+    if let Some(id) = material_id {
+        b = b.key_material_id(id);
+    }
+    b = match req.expiry {
+        Expiry::Never => b.expiration_model(kt::ExpirationModelType::KeyMaterialDoesNotExpire),
+        Expiry::At(t) => b
+            .expiration_model(kt::ExpirationModelType::KeyMaterialExpires)
+            .valid_to(aws_smithy_types::DateTime::from_secs(t.unix_timestamp())),
+    };
+    match b.send().await {
+        Ok(_) => Ok(format!(
+            "re-wrapped by the source under fresh parameters and accepted by KMS as EXISTING_KEY_MATERIAL{}: KMS holds this very key",
+            material_id.map(|m| format!(" {m}")).unwrap_or_default()
+        )),
+        Err(e) => {
+            let err = sdk_error("ImportKeyMaterial (identity proof)", e);
+            if err.code() == Some("IncorrectKeyMaterialException") {
+                Err(verification_failed(
+                    arn,
+                    format!(
+                        "KMS refused the same source's material as EXISTING_KEY_MATERIAL: {}",
+                        err.message()
+                    ),
+                ))
+            } else {
+                Err(err)
+            }
+        }
+    }
 }
 
 fn verification_failed(arn: &str, what: String) -> Error {

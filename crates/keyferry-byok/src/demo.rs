@@ -164,6 +164,7 @@ async fn demo() -> Result<()> {
             expiry: Expiry::Never,
             wrapping_algorithm: None,
             wrapping_key_spec: None,
+            allow_duplicate: true,
         };
         match import(&client, &SourceSpec::File(path.clone()), &req).await {
             Ok(o) => println!("{}", summary(&o)),

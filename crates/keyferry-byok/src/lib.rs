@@ -23,10 +23,14 @@ pub mod client;
 pub mod demo;
 pub mod der;
 pub mod error;
+pub mod keepalive;
 pub mod offline;
 pub mod pkcs11;
 pub mod profiles;
+pub mod provenance;
 pub mod source;
 pub mod uri;
 
 pub use error::{Error, ErrorKind, Result};
+/// The `time` crate, as used in this crate's API (expiry times).
+pub use time;

@@ -243,6 +243,28 @@ pub fn zip_wrapping_algorithm(path: &Path) -> Option<AlgorithmSpec> {
     None
 }
 
+/// When the parameters in a zip expire, from its README's `Valid until: TIME` line (Keyferry's
+/// zips have one); None when the zip does not say.
+pub fn zip_valid_until(path: &Path) -> Option<OffsetDateTime> {
+    let bytes = read_limited(path, "read the import parameters zip").ok()?;
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).ok()?;
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i).ok()?;
+        let base = entry.name().rsplit('/').next().unwrap_or("").to_string();
+        if !base.starts_with("README_") {
+            continue;
+        }
+        let mut text = String::new();
+        (&mut entry).take(MAX_FILE).read_to_string(&mut text).ok()?;
+        return text.lines().find_map(|l| {
+            l.strip_prefix("Valid until: ").and_then(|t| {
+                OffsetDateTime::parse(t.trim(), &time::format_description::well_known::Rfc3339).ok()
+            })
+        });
+    }
+    None
+}
+
 /// Write wrapped key material (raw bytes) to `path`, typically `EncryptedKeyMaterial.bin`.
 pub fn write_encrypted_key_material(path: &Path, wrapped: &[u8]) -> Result<()> {
     std::fs::write(path, wrapped).map_err(|e| Error::io("write", path, e))

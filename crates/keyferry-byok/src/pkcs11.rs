@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -20,6 +20,8 @@ use cryptoki::slot::Slot;
 use keyferry_types::{KeySpec, MacAlgorithmSpec};
 use secrecy::SecretString;
 
+use keyferry_pkcs11_raw::RawModule;
+
 use crate::der;
 use crate::error::{Error, ErrorKind, Result};
 use crate::uri::{ObjectType, Pkcs11Uri};
@@ -28,6 +30,8 @@ use crate::uri::{ObjectType, Pkcs11Uri};
 pub const CKM_AES_KEY_WRAP_PAD: u64 = 0x210A;
 /// CKM_AES_KEY_WRAP_KWP (PKCS#11 3.0, RFC 5649). cryptoki 0.12 cannot send it.
 pub const CKM_AES_KEY_WRAP_KWP: u64 = 0x210B;
+/// NSS's vendor AES key wrap with padding (CKM_NSS + 2).
+pub const CKM_NSS_AES_KEY_WRAP_PAD: u64 = 0xCE53_4352;
 /// PKCS#11 vendor-defined mechanisms start here.
 pub const CKM_VENDOR_DEFINED: u64 = 0x8000_0000;
 
@@ -64,43 +68,49 @@ impl OaepHash {
     }
 }
 
-/// The AES key-wrap-with-padding mechanism (RFC 5649) to use in C_WrapKey. SoftHSM2 and nShield
-/// implement it as CKM_AES_KEY_WRAP_PAD (0x210A); Luna and CloudHSM need a vendor mechanism.
+/// An AES key-wrap-with-padding mechanism to try for RFC 5649 in C_WrapKey. Which number gives
+/// RFC 5649 depends on the token (SoftHSM2: 0x210A; Kryoptic and PKCS#11 3.0: 0x210B; Luna,
+/// CloudHSM: vendor numbers; NSS's 0x210A is PKCS#7 padding + RFC 3394), so a mechanism is only
+/// used after the known-answer probe in [`TokenSession::capabilities`] vouched for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KwpMechanism(u64);
 
 impl KwpMechanism {
-    /// CKM_AES_KEY_WRAP_PAD (0x210A), the default.
+    /// CKM_AES_KEY_WRAP_PAD (0x210A).
     pub const AES_KEY_WRAP_PAD: KwpMechanism = KwpMechanism(CKM_AES_KEY_WRAP_PAD);
+    /// CKM_AES_KEY_WRAP_KWP (0x210B), sent with a raw C_WrapKey.
+    pub const AES_KEY_WRAP_KWP: KwpMechanism = KwpMechanism(CKM_AES_KEY_WRAP_KWP);
 
-    /// A mechanism by number: 0x210A, or a vendor-defined value (≥ 0x80000000). 0x210B is refused
-    /// because the cryptoki crate cannot send it; other standard values are not RFC 5649.
+    /// A mechanism by number: 0x210A, 0x210B, or a vendor-defined value (≥ 0x80000000); other
+    /// standard values are not AES key wrap with padding.
     pub fn new(value: u64) -> Result<Self> {
-        if value == CKM_AES_KEY_WRAP_PAD || value >= CKM_VENDOR_DEFINED {
+        if value == CKM_AES_KEY_WRAP_PAD
+            || value == CKM_AES_KEY_WRAP_KWP
+            || value >= CKM_VENDOR_DEFINED
+        {
             Ok(Self(value))
-        } else if value == CKM_AES_KEY_WRAP_KWP {
-            Err(Error::usage(
-                "CKM_AES_KEY_WRAP_KWP (0x210B) cannot be sent through the cryptoki library this build uses; use 0x210A (CKM_AES_KEY_WRAP_PAD, RFC 5649 on SoftHSM2/nShield) or the vendor's RFC 5649 mechanism",
-            ))
         } else {
             Err(Error::usage(format!(
-                "mechanism {value:#x} is not an AES key wrap with padding mechanism; use 0x210A or a vendor-defined RFC 5649 mechanism (≥ 0x80000000)"
+                "mechanism {value:#x} is not an AES key wrap with padding mechanism; use 0x210B (CKM_AES_KEY_WRAP_KWP), 0x210A (CKM_AES_KEY_WRAP_PAD) or a vendor-defined RFC 5649 mechanism (≥ 0x80000000)"
             )))
         }
     }
 
-    /// Parse `0x210A`, `8465`, or `CKM_AES_KEY_WRAP_PAD`.
+    /// Parse `0x210A`, `8465`, `CKM_AES_KEY_WRAP_PAD` or `CKM_AES_KEY_WRAP_KWP`.
     pub fn parse(s: &str) -> Result<Self> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("CKM_AES_KEY_WRAP_PAD") {
             return Ok(Self::AES_KEY_WRAP_PAD);
+        }
+        if s.eq_ignore_ascii_case("CKM_AES_KEY_WRAP_KWP") {
+            return Ok(Self::AES_KEY_WRAP_KWP);
         }
         let v = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
             u64::from_str_radix(h, 16)
         } else {
             s.parse::<u64>()
         }
-        .map_err(|_| Error::usage(format!("\"{s}\" is not a mechanism number (e.g. 0x210A)")))?;
+        .map_err(|_| Error::usage(format!("\"{s}\" is not a mechanism number (e.g. 0x210B)")))?;
         Self::new(v)
     }
 
@@ -109,14 +119,18 @@ impl KwpMechanism {
         self.0
     }
 
-    fn mechanism(self) -> Result<Mechanism<'static>> {
+    /// The cryptoki mechanism, or None when it must be sent raw (0x210B).
+    fn mechanism(self) -> Result<Option<Mechanism<'static>>> {
         if self.0 == CKM_AES_KEY_WRAP_PAD {
-            return Ok(Mechanism::AesKeyWrapPad);
+            return Ok(Some(Mechanism::AesKeyWrapPad));
+        }
+        if self.0 == CKM_AES_KEY_WRAP_KWP {
+            return Ok(None);
         }
         let t = MechanismType::new_vendor_defined(self.0 as _)
             .map_err(|_| Error::usage(format!("mechanism {:#x} is not vendor-defined", self.0)))?;
-        Ok(Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-            t, None,
+        Ok(Some(Mechanism::VendorDefined(
+            VendorDefinedMechanism::new::<()>(t, None),
         )))
     }
 }
@@ -129,10 +143,10 @@ impl Default for KwpMechanism {
 
 impl fmt::Display for KwpMechanism {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 == CKM_AES_KEY_WRAP_PAD {
-            write!(f, "CKM_AES_KEY_WRAP_PAD (0x210A)")
-        } else {
-            write!(f, "vendor mechanism {:#x}", self.0)
+        match self.0 {
+            CKM_AES_KEY_WRAP_PAD => write!(f, "CKM_AES_KEY_WRAP_PAD (0x210A)"),
+            CKM_AES_KEY_WRAP_KWP => write!(f, "CKM_AES_KEY_WRAP_KWP (0x210B)"),
+            v => write!(f, "vendor mechanism {v:#x}"),
         }
     }
 }
@@ -163,7 +177,7 @@ pub(crate) fn map_ck(e: CkError, doing: &str) -> Error {
                 RvError::MechanismParamInvalid | RvError::ArgumentsBad => (
                     ErrorKind::MechanismMissing,
                     format!(
-                        "{doing}: the token rejected the mechanism parameters ({rv:?}); it probably lacks this variant (SoftHSM2 2.6 supports RSA-OAEP with SHA-1 only): choose the _SHA_1 wrapping algorithm"
+                        "{doing}: the token rejected the mechanism parameters ({rv}); it lacks this variant"
                     ),
                 ),
                 RvError::PinIncorrect => (
@@ -180,7 +194,7 @@ pub(crate) fn map_ck(e: CkError, doing: &str) -> Error {
                 ),
                 RvError::PinInvalid | RvError::PinLenRange => (
                     ErrorKind::Pin,
-                    format!("the PIN has an invalid format or length ({rv:?}); check it"),
+                    format!("the PIN has an invalid format or length ({rv}); check it"),
                 ),
                 RvError::UserNotLoggedIn => (
                     ErrorKind::Pin,
@@ -194,11 +208,11 @@ pub(crate) fn map_ck(e: CkError, doing: &str) -> Error {
                 ),
                 RvError::TokenNotPresent | RvError::DeviceRemoved => (
                     ErrorKind::TokenNotFound,
-                    format!("{doing}: the token is no longer present ({rv:?})"),
+                    format!("{doing}: the token is no longer present ({rv})"),
                 ),
                 other => (
                     ErrorKind::Internal,
-                    format!("{doing}: {func} failed with {other:?}: {other}"),
+                    format!("{doing}: {func} failed: {other}"),
                 ),
             };
             Error::new(kind, msg)
@@ -211,18 +225,94 @@ pub(crate) fn map_ck(e: CkError, doing: &str) -> Error {
     }
 }
 
-fn modules() -> &'static Mutex<HashMap<PathBuf, Pkcs11>> {
-    static M: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+/// A loaded module: cryptoki's context and the raw function list for the calls cryptoki cannot
+/// make (None when the module could not be opened a second time, which never happens in practice).
+#[derive(Clone)]
+struct Loaded {
+    ctx: Pkcs11,
+    raw: Option<Arc<RawModule>>,
+}
+
+fn modules() -> &'static Mutex<HashMap<PathBuf, Loaded>> {
+    static M: OnceLock<Mutex<HashMap<PathBuf, Loaded>>> = OnceLock::new();
     M.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Which kind of module a path is, for advice that names its own configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleKind {
+    /// SoftHSM2 (configuration: SOFTHSM2_CONF).
+    SoftHsm,
+    /// NSS softoken (configuration: the database directory in C_Initialize's pReserved).
+    Nss,
+    /// openCryptoki (configuration: pkcsslotd and /etc/opencryptoki/opencryptoki.conf).
+    OpenCryptoki,
+    /// Kryoptic (configuration: KRYOPTIC_CONF).
+    Kryoptic,
+    /// Anything else.
+    Other,
+}
+
+impl ModuleKind {
+    /// Guess the module from its file name.
+    pub fn of(module: &Path) -> Self {
+        let name = module
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        if name.contains("softhsm") {
+            Self::SoftHsm
+        } else if name.contains("softokn") || name.contains("nss") {
+            Self::Nss
+        } else if name.contains("opencryptoki") {
+            Self::OpenCryptoki
+        } else if name.contains("kryoptic") {
+            Self::Kryoptic
+        } else {
+            Self::Other
+        }
+    }
+
+    /// What to check when the module finds no token or cannot start.
+    pub fn config_advice(self) -> String {
+        let env = |v: &str| match std::env::var_os(v) {
+            Some(x) => format!("{v}={}", x.to_string_lossy()),
+            None => format!("{v} is not set"),
+        };
+        match self {
+            Self::SoftHsm => format!(
+                "SoftHSM2 reads its token directory from the file SOFTHSM2_CONF names ({}); check that the file exists, that its directories.tokendir exists, and that a token was made there with `softhsm2-util --init-token`",
+                env("SOFTHSM2_CONF")
+            ),
+            Self::Nss => "NSS softoken needs its database directory: add x-nss-db=/path/to/nssdb to the URI's query (or --module-init-args \"configdir='sql:/path/to/nssdb' certPrefix='' keyPrefix='' secmod='secmod.db'\"); the directory must hold cert9.db/key4.db (certutil -N -d sql:/path/to/nssdb)".to_string(),
+            Self::OpenCryptoki => "openCryptoki needs the pkcsslotd daemon running (`pkcsslotd`), the token configured in /etc/opencryptoki/opencryptoki.conf and initialised (`pkcsconf -I`, `pkcsconf -u`), and the user in the pkcs11 group".to_string(),
+            Self::Kryoptic => format!(
+                "Kryoptic reads its token database from KRYOPTIC_CONF ({}); check that the file exists and names a database a token was initialised in",
+                env("KRYOPTIC_CONF")
+            ),
+            Self::Other => "check the vendor's client configuration (configuration file, environment variables, a running daemon or network connection to the HSM) and that a token is initialised".to_string(),
+        }
+    }
 }
 
 /// Load and initialise a PKCS#11 module once per process (C_Initialize may only run once).
 pub fn load_module(path: &Path) -> Result<Pkcs11> {
+    load_module_with(path, None).map(|l| l.ctx)
+}
+
+/// The same, passing `init_args` in C_Initialize's `pReserved` (NSS softoken's configuration,
+/// e.g. `configdir='sql:/path' certPrefix='' keyPrefix='' secmod='secmod.db'`). Only the first
+/// load of a module in a process initialises it.
+pub fn load_module_with_args(path: &Path, init_args: Option<&str>) -> Result<Pkcs11> {
+    load_module_with(path, init_args).map(|l| l.ctx)
+}
+
+fn load_module_with(path: &Path, init_args: Option<&str>) -> Result<Loaded> {
     let mut map = modules()
         .lock()
         .map_err(|_| Error::new(ErrorKind::Internal, "PKCS#11 module table poisoned"))?;
-    if let Some(ctx) = map.get(path) {
-        return Ok(ctx.clone());
+    if let Some(l) = map.get(path) {
+        return Ok(l.clone());
     }
     if !path.exists() {
         return Err(Error::new(
@@ -242,12 +332,42 @@ pub fn load_module(path: &Path) -> Result<Pkcs11> {
             ),
         )
     })?;
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+    let kind = ModuleKind::of(path);
+    let args = match init_args {
+        Some(a) => {
+            let c = std::ffi::CString::new(a).map_err(|_| {
+                Error::usage("the module initialisation arguments contain a NUL character")
+            })?;
+            // Leaked on purpose: the module may keep the pointer; once per module per process.
+            let c: &'static std::ffi::CStr = Box::leak(c.into_boxed_c_str());
+            keyferry_pkcs11_raw::init_args_with_reserved(CInitializeFlags::OS_LOCKING_OK, c)
+        }
+        None => CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK),
+    };
+    match ctx.initialize(args) {
         Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(CkError::Pkcs11(rv, _)) => {
+            return Err(Error::new(
+                ErrorKind::Module,
+                format!(
+                    "the PKCS#11 module {} could not start (C_Initialize returned {rv:?}). {}",
+                    path.display(),
+                    kind.config_advice()
+                ),
+            ));
+        }
         Err(e) => return Err(map_ck(e, &format!("initialising {}", path.display()))),
     }
-    map.insert(path.to_path_buf(), ctx.clone());
-    Ok(ctx)
+    let raw = match RawModule::open(path) {
+        Ok(r) => Some(Arc::new(r)),
+        Err(e) => {
+            tracing::debug!("cannot open {} for raw calls: {e}", path.display());
+            None
+        }
+    };
+    let loaded = Loaded { ctx, raw };
+    map.insert(path.to_path_buf(), loaded.clone());
+    Ok(loaded)
 }
 
 /// A key (or other object) found in the token and the attributes the import needs.
@@ -378,14 +498,18 @@ pub struct TokenCapabilities {
     pub oaep_sha256: bool,
     /// RSA-OAEP wrapping with SHA-1 works.
     pub oaep_sha1: bool,
-    /// The configured KWP mechanism is listed (or is vendor-defined and assumed present).
+    /// A mechanism gives RFC 5649 as KMS expects (the known-answer probe vouched for it).
     pub kwp: bool,
+    /// That mechanism.
+    pub kwp_mechanism: Option<KwpMechanism>,
     /// AES-256 key generation (CKM_AES_KEY_GEN) is listed, needed for RSA_AES_KEY_WRAP.
     pub aes_keygen: bool,
     /// The token can RSA-OAEP-wrap private keys (many tokens only wrap secret keys that way).
     pub oaep_wraps_private_keys: bool,
     /// Human lines explaining fallbacks, for the summary.
     pub notes: Vec<String>,
+    /// What each AES key wrap with padding mechanism did in the probe (for error messages).
+    pub kwp_findings: Vec<String>,
 }
 
 impl TokenCapabilities {
@@ -396,9 +520,11 @@ impl TokenCapabilities {
             oaep_sha256: true,
             oaep_sha1: true,
             kwp: true,
+            kwp_mechanism: None,
             aes_keygen: true,
             oaep_wraps_private_keys: true,
             notes: Vec::new(),
+            kwp_findings: Vec::new(),
         }
     }
 }
@@ -427,10 +553,14 @@ impl Drop for TempObject<'_> {
 /// A logged-in session on one token.
 pub struct TokenSession {
     ctx: Pkcs11,
+    raw: Option<Arc<RawModule>>,
     session: Session,
     slot: Slot,
     token_label: String,
+    token_serial: String,
     kwp: KwpMechanism,
+    kwp_explicit: bool,
+    kwp_vouched: std::cell::Cell<Option<KwpMechanism>>,
     module_path: PathBuf,
 }
 
@@ -452,52 +582,97 @@ fn trimmed(s: &str) -> &str {
 impl TokenSession {
     /// Load `module`, find the token the URI names (label, serial, manufacturer, model, slot-id;
     /// the only token if none is given), open a read-write session and log in as the user.
+    /// A token whose info cryptoki cannot parse (openCryptoki's blank `utcTime`) is read field by
+    /// field instead, so it is still listed and usable.
     pub fn open(module: &Path, uri: &Pkcs11Uri, pin: &SecretString) -> Result<Self> {
-        let ctx = load_module(module)?;
+        let init_args = uri.init_args();
+        let loaded = load_module_with(module, init_args.as_deref())?;
+        let ctx = loaded.ctx.clone();
+        let kind = ModuleKind::of(module);
         let slots = ctx
             .get_slots_with_token()
             .map_err(|e| map_ck(e, "listing the module's slots"))?;
         let mut found = Vec::new();
         let mut seen = Vec::new();
+        let mut uninitialised = 0;
         for slot in slots {
             let info = match ctx.get_token_info(slot) {
-                Ok(i) => i,
+                Ok(i) => Some(keyferry_pkcs11_raw::RawTokenInfo {
+                    label: trimmed(i.label()).to_string(),
+                    manufacturer: trimmed(i.manufacturer_id()).to_string(),
+                    model: trimmed(i.model()).to_string(),
+                    serial: trimmed(i.serial_number()).to_string(),
+                    flags: if i.token_initialized() {
+                        keyferry_pkcs11_raw::CKF_TOKEN_INITIALIZED
+                    } else {
+                        0
+                    },
+                }),
                 Err(e) => {
-                    tracing::debug!("slot {}: no token info: {e}", slot.id());
-                    continue;
+                    tracing::debug!(
+                        "slot {}: cryptoki cannot read the token info: {e}",
+                        slot.id()
+                    );
+                    loaded
+                        .raw
+                        .as_ref()
+                        .and_then(|r| r.token_info(slot.id()).ok())
                 }
             };
-            let label = trimmed(info.label()).to_string();
-            let serial = trimmed(info.serial_number()).to_string();
-            seen.push(format!("\"{label}\" (serial {serial}, slot {})", slot.id()));
-            let ok = uri.token.as_deref().is_none_or(|t| t == label)
-                && uri.serial.as_deref().is_none_or(|s| s == serial)
+            let Some(info) = info else {
+                seen.push(format!("slot {} (token info unreadable)", slot.id()));
+                continue;
+            };
+            let initialised = info.flags & keyferry_pkcs11_raw::CKF_TOKEN_INITIALIZED != 0;
+            if initialised {
+                seen.push(format!(
+                    "\"{}\" (serial {}, slot {})",
+                    info.label,
+                    info.serial,
+                    slot.id()
+                ));
+            } else {
+                uninitialised += 1;
+                seen.push(format!(
+                    "an uninitialised token \"{}\" in slot {}",
+                    info.label,
+                    slot.id()
+                ));
+            }
+            // An uninitialised token is taken only when the URI names it.
+            let named = uri.token.is_some() || uri.slot_id.is_some() || uri.serial.is_some();
+            let ok = (initialised || named)
+                && uri.token.as_deref().is_none_or(|t| t == info.label)
+                && uri.serial.as_deref().is_none_or(|s| s == info.serial)
                 && uri
                     .manufacturer
                     .as_deref()
-                    .is_none_or(|m| m == trimmed(info.manufacturer_id()))
-                && uri
-                    .model
-                    .as_deref()
-                    .is_none_or(|m| m == trimmed(info.model()))
+                    .is_none_or(|m| m == info.manufacturer)
+                && uri.model.as_deref().is_none_or(|m| m == info.model)
                 && uri.slot_id.is_none_or(|id| id == slot.id());
             if ok {
-                found.push((slot, label));
+                found.push((slot, info.label.clone(), info.serial.clone()));
             }
         }
-        let (slot, token_label) = match found.len() {
+        let (slot, token_label, token_serial) = match found.len() {
             1 => found.remove(0),
             0 => {
+                let initialised = seen.len() - uninitialised;
                 return Err(Error::new(
                     ErrorKind::TokenNotFound,
                     format!(
-                        "no token matches {}; tokens in {}: {}",
+                        "no token matches {}; tokens in {}: {}.{}",
                         uri.redacted(),
                         module.display(),
                         if seen.is_empty() {
-                            "none (is the token initialised, and SOFTHSM2_CONF or the vendor configuration set?)".to_string()
+                            "none".to_string()
                         } else {
                             seen.join(", ")
+                        },
+                        if initialised == 0 {
+                            format!(" {}", kind.config_advice())
+                        } else {
+                            " Fix token=, serial= or slot-id= in the URI.".to_string()
                         }
                     ),
                 ));
@@ -523,10 +698,14 @@ impl TokenSession {
         }
         Ok(Self {
             ctx,
+            raw: loaded.raw,
             session,
             slot,
             token_label,
+            token_serial,
             kwp: KwpMechanism::default(),
+            kwp_explicit: false,
+            kwp_vouched: std::cell::Cell::new(None),
             module_path: module.to_path_buf(),
         })
     }
@@ -534,6 +713,7 @@ impl TokenSession {
     /// Use another AES key-wrap-with-padding mechanism (vendor profiles, `--kwp-mechanism`).
     pub fn set_kwp_mechanism(&mut self, kwp: KwpMechanism) {
         self.kwp = kwp;
+        self.kwp_explicit = true;
     }
 
     /// The KWP mechanism in use.
@@ -544,6 +724,16 @@ impl TokenSession {
     /// The token's label.
     pub fn token_label(&self) -> &str {
         &self.token_label
+    }
+
+    /// The token's serial number.
+    pub fn token_serial(&self) -> &str {
+        &self.token_serial
+    }
+
+    /// The module's path.
+    pub fn module_path(&self) -> &Path {
+        &self.module_path
     }
 
     /// The underlying cryptoki session (for callers that need an operation not wrapped here,
@@ -745,12 +935,47 @@ impl TokenSession {
             })
     }
 
-    /// C_WrapKey with the configured AES key wrap with padding mechanism (RFC 5649).
+    /// C_WrapKey with the AES key wrap with padding mechanism the probe vouched for (before
+    /// [`Self::capabilities`]: the configured hint).
     pub fn wrap_kwp(&self, kek: ObjectHandle, key: ObjectHandle) -> Result<Vec<u8>> {
-        let mech = self.kwp.mechanism()?;
-        self.session
-            .wrap_key(&mech, kek, key)
-            .map_err(|e| map_ck(e, &format!("wrapping with {}", self.kwp)))
+        self.wrap_kwp_with(self.kwp_vouched.get().unwrap_or(self.kwp), kek, key)
+    }
+
+    /// C_WrapKey with one AES key wrap with padding mechanism (0x210B through a raw call).
+    pub fn wrap_kwp_with(
+        &self,
+        kwp: KwpMechanism,
+        kek: ObjectHandle,
+        key: ObjectHandle,
+    ) -> Result<Vec<u8>> {
+        let doing = format!("wrapping with {kwp}");
+        match kwp.mechanism()? {
+            Some(mech) => self
+                .session
+                .wrap_key(&mech, kek, key)
+                .map_err(|e| map_ck(e, &doing)),
+            None => {
+                let raw = self.raw.as_ref().ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::MechanismMissing,
+                        format!("{doing}: the module cannot be called directly"),
+                    )
+                })?;
+                raw.wrap_key(
+                    self.session.handle(),
+                    kwp.value(),
+                    None,
+                    kek.handle(),
+                    key.handle(),
+                )
+                .map_err(|e| map_ck(e, &doing))
+            }
+        }
+    }
+
+    /// The AES key wrap with padding mechanism the probe vouched for, if any.
+    pub fn vouched_kwp_mechanism(&self) -> Option<KwpMechanism> {
+        self.kwp_vouched.get()
     }
 
     /// The SubjectPublicKeyInfo DER of an asymmetric key in the token: from CKA_MODULUS and
@@ -853,36 +1078,83 @@ impl TokenSession {
             .map_err(|e| map_ck(e, &format!("computing {alg} in the token")))
     }
 
-    /// Find out what the token supports: the mechanism list, then one probe wrap per OAEP hash
-    /// with a throwaway AES key under a throwaway RSA public key (both destroyed afterwards).
+    /// Find out what the token does, by doing it with known values in session objects (all
+    /// destroyed afterwards): a known AES-256 key is RSA-OAEP-wrapped under a software RSA key
+    /// for each hash and unwrapped here (the hash is vouched for only when the known key comes
+    /// back); the same AES key wraps a known 20-byte secret with each AES key wrap with padding
+    /// candidate (the configured hint first, then 0x210B and 0x210A), and a mechanism is used
+    /// only when its output is exactly RFC 5649, as KMS unwraps it (NSS's 0x210A, PKCS#7 padding
+    /// + RFC 3394, is not). The mechanism list is not trusted: it only names what to try.
     pub fn capabilities(&self) -> Result<TokenCapabilities> {
-        let mechs = self.mechanisms()?;
-        let has = |t: MechanismType| mechs.contains(&t);
+        let mechs = self.mechanisms().unwrap_or_default();
         let mut caps = TokenCapabilities {
-            oaep: has(MechanismType::RSA_PKCS_OAEP),
+            oaep: mechs.is_empty() || mechs.contains(&MechanismType::RSA_PKCS_OAEP),
             oaep_sha256: false,
             oaep_sha1: false,
-            kwp: self.kwp.value() >= CKM_VENDOR_DEFINED || has(MechanismType::AES_KEY_WRAP_PAD),
-            aes_keygen: has(MechanismType::AES_KEY_GEN),
+            kwp: false,
+            kwp_mechanism: None,
+            aes_keygen: false,
             oaep_wraps_private_keys: false,
             notes: Vec::new(),
+            kwp_findings: Vec::new(),
         };
-        if caps.oaep && caps.aes_keygen {
-            let probe_pub = self.import_rsa_public_key(PROBE_RSA_PUBLIC_KEY)?;
-            let probe_aes = self.generate_ephemeral_aes256()?;
+        caps.aes_keygen = match self.generate_ephemeral_aes256() {
+            Ok(_k) => true,
+            Err(e) if e.kind() == ErrorKind::Pin => return Err(e),
+            Err(e) => {
+                tracing::debug!("no AES-256 key generation: {e}");
+                false
+            }
+        };
+        let known = match self.create_known_secret(KeyType::AES, &PROBE_AES_KEY, true) {
+            Ok(k) => Some(k),
+            Err(e) if e.kind() == ErrorKind::Pin => return Err(e),
+            Err(e) => {
+                tracing::debug!("cannot create the probe AES key: {e}");
+                None
+            }
+        };
+        if let (Some(known), Some(pair)) = (&known, probe_key_pair()) {
+            let public = self.import_rsa_public_key(&pair.public_key_der())?;
             for hash in [OaepHash::Sha256, OaepHash::Sha1] {
-                let ok = self
-                    .wrap_oaep(hash, probe_pub.handle(), probe_aes.handle())
-                    .map(|_| true)
-                    .or_else(|e| match e.kind() {
-                        ErrorKind::MechanismMissing | ErrorKind::Unsupported => Ok(false),
-                        _ => Err(e),
-                    })?;
+                let alg = match hash {
+                    OaepHash::Sha256 => keyferry_types::AlgorithmSpec::RSAES_OAEP_SHA_256,
+                    OaepHash::Sha1 => keyferry_types::AlgorithmSpec::RSAES_OAEP_SHA_1,
+                };
+                let ok = match self.wrap_oaep(hash, public.handle(), known.handle()) {
+                    Ok(ct) => keyferry_crypto::wrap::unwrap(alg, pair, &ct)
+                        .is_ok_and(|pt| pt[..] == PROBE_AES_KEY[..]),
+                    Err(e) if e.kind() == ErrorKind::Pin => return Err(e),
+                    Err(e) => {
+                        tracing::debug!("RSA-OAEP {} probe: {e}", hash.name());
+                        false
+                    }
+                };
                 match hash {
                     OaepHash::Sha256 => caps.oaep_sha256 = ok,
                     OaepHash::Sha1 => caps.oaep_sha1 = ok,
                 }
             }
+            caps.oaep = caps.oaep_sha256 || caps.oaep_sha1;
+        }
+        if let Some(known) = &known {
+            let (vouched, findings) = self.probe_kwp(known)?;
+            caps.kwp = vouched.is_some();
+            caps.kwp_mechanism = vouched;
+            caps.kwp_findings = findings;
+            self.kwp_vouched.set(vouched);
+            if let Some(v) = vouched
+                && self.kwp_explicit
+                && v != self.kwp
+            {
+                caps.notes.push(format!(
+                    "{} (from the HSM profile or --kwp-mechanism) did not give RFC 5649 in the probe; {v} did and is used",
+                    self.kwp
+                ));
+            }
+        } else {
+            caps.kwp_findings
+                .push("the token refused to create the probe's session AES key".to_string());
         }
         if caps.oaep_sha1 || caps.oaep_sha256 {
             let hash = if caps.oaep_sha256 {
@@ -894,7 +1166,7 @@ impl TokenSession {
         }
         if !caps.oaep {
             caps.notes.push(format!(
-                "token \"{}\" does not list CKM_RSA_PKCS_OAEP; it cannot wrap for KMS",
+                "token \"{}\" cannot RSA-OAEP-wrap a key so that it unwraps correctly (neither SHA-256 nor SHA-1); it cannot wrap for KMS",
                 self.token_label
             ));
         } else if !caps.oaep_sha256 && caps.oaep_sha1 {
@@ -903,14 +1175,127 @@ impl TokenSession {
                 self.token_label
             ));
         }
-        if !caps.kwp {
-            caps.notes.push(format!(
-                "token \"{}\" does not list {}; RSA_AES_KEY_WRAP is not available (set the vendor's RFC 5649 mechanism with the HSM profile)",
-                self.token_label, self.kwp
-            ));
-        }
         Ok(caps)
     }
+
+    /// Try each AES key wrap with padding candidate on a known secret under the known AES key;
+    /// the first whose output is RFC 5649 wins. Returns it and one line per candidate tried.
+    fn probe_kwp(&self, kek: &TempObject<'_>) -> Result<(Option<KwpMechanism>, Vec<String>)> {
+        let secret = self.create_known_secret(KeyType::GENERIC_SECRET, PROBE_SECRET, false)?;
+        let expected = keyferry_crypto::wrap::kwp_wrap(&PROBE_AES_KEY, PROBE_SECRET)?;
+        // SoftHSM2 and CloudHSM zero-pad the key to 8 bytes inside the RFC 5649 payload; KMS
+        // accepts that for private keys (a DER element followed by < 8 zero bytes), which are
+        // the only keys RSA_AES_KEY_WRAP carries.
+        let mut padded = PROBE_SECRET.to_vec();
+        padded.resize(PROBE_SECRET.len().div_ceil(8) * 8, 0);
+        let zero_padded = keyferry_crypto::wrap::kwp_wrap(&PROBE_AES_KEY, &padded)?;
+        let mut candidates = vec![
+            self.kwp,
+            KwpMechanism::AES_KEY_WRAP_KWP,
+            KwpMechanism::AES_KEY_WRAP_PAD,
+        ];
+        if ModuleKind::of(&self.module_path) == ModuleKind::Nss {
+            // CKM_NSS_AES_KEY_WRAP_PAD (CKM_NSS + 2), NSS's own padded AES key wrap.
+            candidates.push(KwpMechanism(CKM_NSS_AES_KEY_WRAP_PAD));
+        }
+        let mut tried = Vec::new();
+        let mut findings = Vec::new();
+        for c in candidates {
+            if tried.contains(&c) {
+                continue;
+            }
+            tried.push(c);
+            match self.wrap_kwp_with(c, kek.handle(), secret.handle()) {
+                Ok(out) if out == expected => {
+                    findings.push(format!("{c} gives RFC 5649"));
+                    return Ok((Some(c), findings));
+                }
+                Ok(out) if out == zero_padded => {
+                    findings.push(format!(
+                        "{c} gives RFC 5649 over the key zero-padded to 8 bytes (as SoftHSM2 and CloudHSM do), which KMS accepts for private keys"
+                    ));
+                    return Ok((Some(c), findings));
+                }
+                Ok(out) => findings.push(format!(
+                    "{c} works but its output is not RFC 5649 ({}){}",
+                    kwp_variant(&out, expected.len()),
+                    if c == KwpMechanism::AES_KEY_WRAP_PAD {
+                        ", as PKCS#11 3.0 defines 0x210A and NSS implements it"
+                    } else {
+                        ""
+                    }
+                )),
+                Err(e) if e.kind() == ErrorKind::Pin => return Err(e),
+                Err(e) => {
+                    tracing::debug!("{c}: {e}");
+                    findings.push(format!(
+                        "{c} is not supported{}",
+                        if c == KwpMechanism::AES_KEY_WRAP_KWP && self.raw.is_none() {
+                            " (cannot be sent)"
+                        } else {
+                            ""
+                        }
+                    ));
+                }
+            }
+        }
+        Ok((None, findings))
+    }
+
+    /// A session secret key with a known value (CKA_SENSITIVE false, extractable); `wrap` makes
+    /// it usable as a key-encryption key.
+    fn create_known_secret(
+        &self,
+        key_type: KeyType,
+        value: &[u8],
+        wrap: bool,
+    ) -> Result<TempObject<'_>> {
+        let mut t = vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(key_type),
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+            Attribute::Value(value.to_vec()),
+            Attribute::Label(b"keyferry-probe".to_vec()),
+        ];
+        if wrap {
+            t.push(Attribute::Wrap(true));
+        }
+        let handle = self
+            .session
+            .create_object(&t)
+            .map_err(|e| map_ck(e, "creating a probe session key"))?;
+        Ok(TempObject {
+            session: &self.session,
+            handle,
+        })
+    }
+}
+
+/// What an AES key wrap with padding output that is not RFC 5649 looks like, for messages.
+fn kwp_variant(out: &[u8], rfc5649_len: usize) -> &'static str {
+    if out.len() == rfc5649_len {
+        "same length, different bytes: e.g. PKCS#7 padding + RFC 3394"
+    } else {
+        "a different length: e.g. PKCS#7 padding + RFC 3394"
+    }
+}
+
+/// The known AES-256 key of the probes (a session object; never a real key).
+const PROBE_AES_KEY: [u8; 32] = *b"keyferry-known-answer-probe-key!";
+/// The known secret the probe wraps: 20 bytes, so that the padding scheme shows.
+const PROBE_SECRET: &[u8] = b"keyferry-kwp-probe!!";
+
+/// A software RSA-2048 key pair for the OAEP probes, generated once per process.
+fn probe_key_pair() -> Option<&'static keyferry_crypto::wrap::WrappingKeyPair> {
+    static P: OnceLock<Option<keyferry_crypto::wrap::WrappingKeyPair>> = OnceLock::new();
+    P.get_or_init(|| {
+        keyferry_crypto::wrap::WrappingKeyPair::generate(keyferry_types::WrappingKeySpec::RSA_2048)
+            .ok()
+    })
+    .as_ref()
 }
 
 impl TokenSession {
@@ -944,9 +1329,18 @@ impl TokenSession {
             session: &self.session,
             handle: priv_h,
         };
-        let probe_pub = self.import_rsa_public_key(PROBE_RSA_PUBLIC_KEY)?;
+        let Some(pair) = probe_key_pair() else {
+            return Ok(false);
+        };
+        let probe_pub = self.import_rsa_public_key(&pair.public_key_der())?;
+        let alg = match hash {
+            OaepHash::Sha256 => keyferry_types::AlgorithmSpec::RSAES_OAEP_SHA_256,
+            OaepHash::Sha1 => keyferry_types::AlgorithmSpec::RSAES_OAEP_SHA_1,
+        };
         match self.wrap_oaep(hash, probe_pub.handle(), priv_h) {
-            Ok(_) => Ok(true),
+            // Vouched only when what comes out is a private key (PKCS#8), as KMS expects.
+            Ok(ct) => Ok(keyferry_crypto::wrap::unwrap(alg, pair, &ct)
+                .is_ok_and(|pt| keyferry_crypto::keyfile::private_key_to_pkcs8(&pt).is_ok())),
             Err(e) if e.kind() == ErrorKind::Internal || e.kind() == ErrorKind::Pin => Err(e),
             Err(e) => {
                 tracing::debug!("RSA-OAEP cannot wrap private keys here: {e}");

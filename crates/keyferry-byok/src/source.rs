@@ -156,7 +156,8 @@ pub fn choose_wrapping(spec: KeySpec, caps: &TokenCapabilities) -> Result<Wrappi
             return Err(Error::new(
                 ErrorKind::MechanismMissing,
                 format!(
-                    "{spec} private keys need RSA_AES_KEY_WRAP, but the token lacks AES key generation or the AES key wrap with padding mechanism; set the vendor's RFC 5649 mechanism with --hsm-profile or --kwp-mechanism"
+                    "{spec} keys cannot be imported from this token, and no KMS key was created: {}",
+                    rsa_aes_missing(spec, caps)
                 ),
             ));
         }
@@ -166,6 +167,33 @@ pub fn choose_wrapping(spec: KeySpec, caps: &TokenCapabilities) -> Result<Wrappi
         wrapping_key_spec: WrappingKeySpec::RSA_4096,
         notes,
     })
+}
+
+/// Why RSA_AES_KEY_WRAP is impossible on a token, from what its probe found.
+fn rsa_aes_missing(spec: KeySpec, caps: &TokenCapabilities) -> String {
+    let mut why = Vec::new();
+    if !caps.aes_keygen {
+        why.push("it cannot generate an AES-256 session key (CKM_AES_KEY_GEN)".to_string());
+    }
+    if !caps.kwp {
+        let found = if caps.kwp_findings.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", caps.kwp_findings.join("; "))
+        };
+        why.push(format!(
+            "none of its AES key wrap with padding mechanisms gives RFC 5649 as KMS expects{found}"
+        ));
+    }
+    let what = if MaterialKind::of(spec).is_ok_and(|k| k == MaterialKind::Rsa) {
+        "RSA private keys need RSA_AES_KEY_WRAP (an AES key wrap with padding, RFC 5649, inside the token)"
+    } else {
+        "RSA_AES_KEY_WRAP needs an AES key wrap with padding (RFC 5649) inside the token"
+    };
+    format!(
+        "{what}, but {}. If the vendor has an RFC 5649 mechanism under another number, name it with --kwp-mechanism (it is tested before use); otherwise import this key from a backup with --material",
+        why.join(" and ")
+    )
 }
 
 /// Check a wrapping algorithm and key spec given by the user (or by the server) against the key
@@ -207,6 +235,12 @@ pub fn check_wrapping(
         _ => {}
     }
     let missing = |m: String| Err(Error::new(ErrorKind::MechanismMissing, m));
+    if kind == MaterialKind::Ec && !is_rsa_aes(algorithm) && !caps.oaep_wraps_private_keys {
+        let best = if caps.oaep_sha256 { "256" } else { "1" };
+        return missing(format!(
+            "the token cannot RSA-OAEP-wrap private keys, so {spec} material cannot be sent with {algorithm}; use --wrapping-algorithm RSA_AES_KEY_WRAP_SHA_{best} (or omit --wrapping-algorithm to let keyferry choose)"
+        ));
+    }
     match hash {
         OaepHash::Sha256 if !caps.oaep_sha256 => {
             return missing(format!(
@@ -227,13 +261,8 @@ pub fn check_wrapping(
     }
     if is_rsa_aes(algorithm) && !(caps.kwp && caps.aes_keygen) {
         return missing(format!(
-            "{algorithm} needs AES-256 key generation and AES key wrap with padding (RFC 5649) in the token, which it lacks; set the vendor's mechanism with --hsm-profile or --kwp-mechanism"
-        ));
-    }
-    if kind == MaterialKind::Ec && !is_rsa_aes(algorithm) && !caps.oaep_wraps_private_keys {
-        return missing(format!(
-            "the token cannot RSA-OAEP-wrap private keys (CKR_KEY_NOT_WRAPPABLE); use RSA_AES_KEY_WRAP_SHA_{} for {spec}",
-            if caps.oaep_sha256 { "256" } else { "1" }
+            "{algorithm} cannot be done by this token: {}",
+            rsa_aes_missing(spec, caps)
         ));
     }
     Ok(())
@@ -252,6 +281,54 @@ fn wrapping_key_spec_of(spki: &[u8]) -> Result<WrappingKeySpec> {
             ),
         )),
     }
+}
+
+/// Whether raw key material is really text: hex or base64 digits (an optional line end
+/// included) that decode to a length key material has. Returns the encoding and decoded length.
+/// Random key bytes are practically never all hex or base64 characters.
+pub fn text_encoded(bytes: &[u8]) -> Option<(&'static str, usize)> {
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let body = &bytes[..end];
+    if body.len() < 16 || body.iter().any(|b| b.is_ascii_whitespace()) {
+        return None;
+    }
+    if body.len().is_multiple_of(2) && body.iter().all(u8::is_ascii_hexdigit) {
+        return Some(("hex", body.len() / 2));
+    }
+    use base64::Engine;
+    if body.len().is_multiple_of(4)
+        && body
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        && let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(body)
+    {
+        return Some(("base64", decoded.len()));
+    }
+    None
+}
+
+fn text_material_error(origin: &str, bytes: &[u8], spec: Option<KeySpec>) -> Error {
+    let (enc, n) = text_encoded(bytes).unwrap_or(("text", bytes.len()));
+    let decode = if enc == "hex" {
+        format!("xxd -r -p {origin} > key.bin")
+    } else {
+        format!("base64 -d {origin} > key.bin")
+    };
+    let what = spec.map_or_else(
+        || "AES and HMAC key material".to_string(),
+        |s| format!("{s} key material"),
+    );
+    Error::new(
+        ErrorKind::Material,
+        format!(
+            "{origin} is {enc} text ({} characters encoding {n} bytes, like `openssl rand -{} {n}` output), but {what} must be the raw bytes; decode it first (`{decode}`) or make raw material with `openssl rand -out key.bin 32`",
+            bytes.len(),
+            if enc == "hex" { "hex" } else { "base64" },
+        ),
+    )
 }
 
 /// Key material read from a file. `Debug` never shows the material.
@@ -317,6 +394,9 @@ impl FileSource {
             None => match asymmetric(None) {
                 Ok(s) => return Ok(s),
                 Err(e) if looks_pem => return Err(in_file(e)),
+                Err(_) if text_encoded(bytes).is_some() => {
+                    return Err(text_material_error(origin, bytes, None));
+                }
                 Err(_) => match bytes.len() {
                     32 => {
                         notes.push(
@@ -355,6 +435,9 @@ impl FileSource {
                         ),
                     ));
                 }
+                if text_encoded(bytes).is_some() {
+                    return Err(text_material_error(origin, bytes, Some(spec)));
+                }
                 let material = keyferry_crypto::material::canonicalize(spec, bytes)
                     .map_err(|e| in_file(e.into()))?;
                 Ok(Self {
@@ -388,6 +471,7 @@ pub struct TokenOptions {
 #[derive(Debug)]
 pub struct TokenSource {
     session: TokenSession,
+    uri: String,
     key: KeyObject,
     spec: KeySpec,
     caps: TokenCapabilities,
@@ -428,6 +512,7 @@ impl TokenSource {
         let mut session = TokenSession::open(&module, uri, &pin)?;
         session.set_kwp_mechanism(kwp);
         let mut src = Self::from_session(session, &ObjectQuery::from_uri(uri), opts.key_spec)?;
+        src.uri = uri.redacted();
         if let Some(p) = profile
             && !p.tested
         {
@@ -453,6 +538,7 @@ impl TokenSource {
         let notes = caps.notes.clone();
         Ok(Self {
             session,
+            uri: String::new(),
             key,
             spec,
             caps,
@@ -481,8 +567,27 @@ pub fn infer_token_spec(key: &KeyObject, given: Option<KeySpec>) -> Result<KeySp
         ))
     };
     if key.class == ObjectClass::SECRET_KEY {
-        let len = key.value_len.unwrap_or(0);
         let kt = key.key_type;
+        // Some tokens (openCryptoki) do not report CKA_VALUE_LEN for keys created with a value:
+        // then the user's --key-spec is taken as the length's promise (KMS checks it on import).
+        let Some(len) = key.value_len.filter(|l| *l > 0) else {
+            let is_hmac = |s: KeySpec| MaterialKind::of(s).is_ok_and(|k| k == MaterialKind::Hmac);
+            return match given {
+                Some(KeySpec::SYMMETRIC_DEFAULT) if kt == Some(KeyType::AES) => {
+                    Ok(KeySpec::SYMMETRIC_DEFAULT)
+                }
+                Some(g) if kt != Some(KeyType::AES) && is_hmac(g) => Ok(g),
+                _ => material(format!(
+                    "the token does not say how long {} is (no CKA_VALUE_LEN); give --key-spec ({})",
+                    key.describe(),
+                    if kt == Some(KeyType::AES) {
+                        "SYMMETRIC_DEFAULT if it is AES-256"
+                    } else {
+                        "HMAC_224, HMAC_256, HMAC_384 or HMAC_512"
+                    }
+                )),
+            };
+        };
         if kt == Some(KeyType::AES) {
             return match (len, given) {
                 (32, None | Some(KeySpec::SYMMETRIC_DEFAULT)) => Ok(KeySpec::SYMMETRIC_DEFAULT),
@@ -634,6 +739,57 @@ impl Source {
                 t.session.token_label()
             ),
         }
+    }
+
+    /// Provenance tags for a KMS key made from this source (see [`crate::provenance`]).
+    pub fn provenance(&self) -> Result<crate::provenance::Tags> {
+        use crate::provenance as p;
+        let mut t: p::Tags = Vec::new();
+        let mut push = |k: &str, v: Option<String>| {
+            if let Some(v) = v.as_deref().and_then(p::fit) {
+                t.push((k.to_string(), v));
+            }
+        };
+        match self {
+            Self::File(f) => {
+                push(p::SOURCE_KIND, Some("file".into()));
+                let path = Path::new(&f.origin);
+                let abs = std::fs::canonicalize(path)
+                    .or_else(|_| std::path::absolute(path))
+                    .unwrap_or_else(|_| path.to_path_buf());
+                push(p::SOURCE, Some(abs.display().to_string()));
+            }
+            Self::Token(s) => {
+                push(p::SOURCE_KIND, Some("pkcs11".into()));
+                push(p::SOURCE, (!s.uri.is_empty()).then(|| s.uri.clone()));
+                push(
+                    p::TOKEN,
+                    Some(format!(
+                        "{} (serial {})",
+                        s.session.token_label(),
+                        s.session.token_serial()
+                    )),
+                );
+                push(
+                    p::OBJECT,
+                    (!s.key.label.is_empty()).then(|| s.key.label.clone()),
+                );
+                push(
+                    p::OBJECT_ID,
+                    (!s.key.id.is_empty()).then(|| hex::encode(&s.key.id)),
+                );
+            }
+        }
+        if let Some(pk) = self.public_key()? {
+            push(
+                p::FINGERPRINT,
+                Some(format!(
+                    "sha256:{}",
+                    hex::encode(keyferry_crypto::sha256(&pk))
+                )),
+            );
+        }
+        Ok(t)
     }
 
     /// What the source can do (a file: everything, in software).
@@ -860,6 +1016,54 @@ mod tests {
             &caps,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn hex_and_base64_text_is_refused_where_raw_bytes_are_expected() {
+        let hex = format!("{}\n", "a1".repeat(32));
+        let e =
+            FileSource::from_bytes(hex.as_bytes(), Some(KeySpec::HMAC_256), "k.hex").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Material);
+        assert!(
+            e.message().contains("hex text")
+                && e.message().contains("65 characters encoding 32 bytes")
+                && e.message().contains("xxd -r -p k.hex"),
+            "{e}"
+        );
+        let e = FileSource::from_bytes(hex.as_bytes(), None, "k.hex").unwrap_err();
+        assert!(e.message().contains("openssl rand -hex 32"), "{e}");
+        let b64 = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=\n";
+        let e = FileSource::from_bytes(b64.as_bytes(), None, "k.b64").unwrap_err();
+        assert!(
+            e.message().contains("base64 text") && e.message().contains("base64 -d k.b64"),
+            "{e}"
+        );
+        // Raw random bytes are not text.
+        let raw: Vec<u8> = (0u8..32)
+            .map(|i| i.wrapping_mul(37).wrapping_add(200))
+            .collect();
+        assert!(text_encoded(&raw).is_none());
+        FileSource::from_bytes(&raw, None, "k.bin").unwrap();
+    }
+
+    #[test]
+    fn ec_on_a_token_that_cannot_oaep_wrap_private_keys_gets_the_right_advice_first() {
+        // SoftHSM2 2.6: OAEP with SHA-1 only, and only for secret keys.
+        let caps = sha1_only();
+        for alg in [
+            AlgorithmSpec::RSAES_OAEP_SHA_256,
+            AlgorithmSpec::RSAES_OAEP_SHA_1,
+        ] {
+            let e = check_wrapping(
+                KeySpec::ECC_NIST_P256,
+                alg,
+                WrappingKeySpec::RSA_4096,
+                &caps,
+            )
+            .unwrap_err();
+            assert!(e.message().contains("RSA_AES_KEY_WRAP_SHA_1"), "{alg}: {e}");
+            assert!(!e.message().contains("use RSAES_OAEP_SHA_1"), "{alg}: {e}");
+        }
     }
 
     #[test]

@@ -86,6 +86,12 @@ pub struct Pkcs11Uri {
     pub pin_value: Option<SecretString>,
     /// `pin-source` query attribute: a file (`file:` URI or a path) holding the PIN.
     pub pin_source: Option<String>,
+    /// `x-module-init-args` query attribute: the string passed in C_Initialize's `pReserved`
+    /// (NSS softoken reads its configuration from there).
+    pub module_init_args: Option<String>,
+    /// `x-nss-db` query attribute: NSS softoken's database directory, a shorthand for
+    /// `x-module-init-args=configdir='sql:DIR' certPrefix='' keyPrefix='' secmod='secmod.db'`.
+    pub nss_db: Option<String>,
 }
 
 impl Pkcs11Uri {
@@ -165,6 +171,10 @@ impl Pkcs11Uri {
                 set_once(&mut self.pin_value, name, SecretString::from(s.to_string()))
             }
             "pin-source" => set_once(&mut self.pin_source, name, decode_str(name, raw)?),
+            "x-module-init-args" => {
+                set_once(&mut self.module_init_args, name, decode_str(name, raw)?)
+            }
+            "x-nss-db" => set_once(&mut self.nss_db, name, decode_str(name, raw)?),
             other if other.starts_with("x-") => Ok(()),
             other => Err(Error::usage(format!(
                 "PKCS#11 URI: unknown query attribute \"{other}\" (known: module-path, module-name, pin-value, pin-source)"
@@ -203,6 +213,8 @@ impl Pkcs11Uri {
         }
         push(&mut query, "module-name", &self.module_name);
         push(&mut query, "pin-source", &self.pin_source);
+        push(&mut query, "x-module-init-args", &self.module_init_args);
+        push(&mut query, "x-nss-db", &self.nss_db);
         if self.pin_value.is_some() {
             query.push("pin-value=<redacted>".to_string());
         }
@@ -321,6 +333,19 @@ pub enum PinOrigin {
     Prompt,
 }
 
+impl Pkcs11Uri {
+    /// The string for C_Initialize's `pReserved`: `x-module-init-args`, or the NSS form built
+    /// from `x-nss-db`.
+    pub fn init_args(&self) -> Option<String> {
+        self.module_init_args.clone().or_else(|| {
+            self.nss_db.as_ref().map(|d| {
+                let d = d.strip_prefix("sql:").unwrap_or(d);
+                format!("configdir='sql:{d}' certPrefix='' keyPrefix='' secmod='secmod.db'")
+            })
+        })
+    }
+}
+
 /// Find the user PIN: the URI's `pin-value`, then its `pin-source` file, then
 /// `KEYFERRY_PKCS11_PIN`, then (only when stdin is a terminal) an interactive prompt.
 pub fn resolve_pin(uri: &Pkcs11Uri) -> Result<(SecretString, PinOrigin)> {
@@ -330,8 +355,10 @@ pub fn resolve_pin(uri: &Pkcs11Uri) -> Result<(SecretString, PinOrigin)> {
     if let Some(src) = &uri.pin_source {
         return Ok((read_pin_source(src)?, PinOrigin::SourceFile));
     }
-    if let Ok(pin) = std::env::var(PIN_ENV) {
-        let pin = Zeroizing::new(pin);
+    // An empty KEYFERRY_PKCS11_PIN is "not set": sending it would spend a login attempt.
+    let env_pin = std::env::var(PIN_ENV).ok().map(Zeroizing::new);
+    let env_empty = env_pin.as_ref().is_some_and(|p| p.is_empty());
+    if let Some(pin) = env_pin.filter(|p| !p.is_empty()) {
         return Ok((
             SecretString::from(pin.as_str().to_string()),
             PinOrigin::Environment,
@@ -349,9 +376,15 @@ pub fn resolve_pin(uri: &Pkcs11Uri) -> Result<(SecretString, PinOrigin)> {
     }
     Err(Error::new(
         ErrorKind::Pin,
-        format!(
-            "no PIN for the PKCS#11 token: set {PIN_ENV}, add pin-source=<file> to the URI, or run on a terminal to be prompted"
-        ),
+        if env_empty {
+            format!(
+                "{PIN_ENV} is set but empty, so no PIN was sent to the token (an empty PIN would spend a login attempt); put the user PIN in it, add pin-source=<file> to the URI, or unset it and run on a terminal to be prompted"
+            )
+        } else {
+            format!(
+                "no PIN for the PKCS#11 token: set {PIN_ENV}, add pin-source=<file> to the URI, or run on a terminal to be prompted"
+            )
+        },
     ))
 }
 

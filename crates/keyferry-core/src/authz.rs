@@ -454,9 +454,19 @@ impl Kms {
         }
         let key_arn = rec.arn();
         let action = access.action;
-        let mut c = self.base_context(ctx);
-        self.key_context(&mut c, rec, &compiled).await?;
-        Self::request_context(&mut c, ask);
+        // The condition context costs a few allocations per request: build it only when one of
+        // the policies involved has a condition or a policy variable.
+        let reads_context = compiled.policy.as_ref().is_some_and(Policy::reads_context)
+            || p.identity_policies.iter().any(Policy::reads_context)
+            || p.session_policy
+                .as_deref()
+                .is_some_and(Policy::reads_context);
+        let mut c = Context::new();
+        if reads_context {
+            c = self.base_context(ctx);
+            self.key_context(&mut c, rec, &compiled).await?;
+            Self::request_context(&mut c, ask);
+        }
         let arns = CallerArns::of(ctx);
         let arn_refs: Vec<&str> = arns.arns.iter().map(String::as_str).collect();
         let caller = Caller {

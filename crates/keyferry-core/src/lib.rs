@@ -14,6 +14,8 @@ mod kms;
 mod ops;
 pub mod pool;
 pub mod record;
+pub mod reseal;
+mod status;
 pub mod store;
 
 pub use context::{Directory, Principal, PrincipalKind, RequestContext};

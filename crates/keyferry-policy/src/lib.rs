@@ -79,6 +79,8 @@ struct Inner {
     id: Option<String>,
     statements: Vec<Statement>,
     aws_principals: Vec<String>,
+    /// Some statement has a condition or a policy variable: evaluation reads the context.
+    reads_context: bool,
 }
 
 /// Who calls. `arns` are every ARN the caller is known by, most specific first: for an assumed-role
@@ -220,8 +222,12 @@ impl Policy {
     /// texts are listed in README.md). Size limits are NOT checked here (the caller does).
     pub fn parse(json: &str, kind: PolicyKind) -> Result<Policy, PolicyError> {
         let p = parse::parse(json, kind)?;
+        // Variables only exist in 2012-10-17 policies; any `${` is treated as one (conservative).
+        let reads_context =
+            p.statements.iter().any(|st| !st.conditions.is_empty()) || json.contains("${");
         Ok(Policy {
             inner: Arc::new(Inner {
+                reads_context,
                 kind,
                 version: p.version,
                 id: p.id,
@@ -229,6 +235,13 @@ impl Policy {
                 aws_principals: p.aws_principals,
             }),
         })
+    }
+
+    /// Whether evaluation can read the request's condition context (a `Condition` element or a
+    /// policy variable somewhere). When false, `evaluate` gives the same answer for any
+    /// `Context`, so callers may pass an empty one.
+    pub fn reads_context(&self) -> bool {
+        self.inner.reads_context
     }
 
     /// Every principal string named in `Principal` / `NotPrincipal` elements (`AWS` values only,

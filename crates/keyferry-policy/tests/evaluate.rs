@@ -584,3 +584,17 @@ fn policy_is_shareable() {
     let q = p.clone();
     assert_eq!(eval(&q, "kms:Encrypt", &Context::new()), ACCOUNT);
 }
+
+/// `reads_context` is true exactly when a statement has a condition or a policy variable, so a
+/// caller may skip building the condition context otherwise.
+#[test]
+fn reads_context_follows_conditions_and_variables() {
+    let plain = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#;
+    let cond = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}]}"#;
+    let var = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"arn:aws:kms:*:*:key/${aws:username}"}]}"#;
+    let parse =
+        |t| keyferry_policy::Policy::parse(t, keyferry_policy::PolicyKind::Identity).unwrap();
+    assert!(!parse(plain).reads_context());
+    assert!(parse(cond).reads_context());
+    assert!(parse(var).reads_context());
+}

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use keyferry_core::clock::SystemClock;
+use keyferry_core::reseal::RootKeyCheck;
 use keyferry_core::{Config, Kms};
 use keyferry_crypto::seal::RootKey;
 use keyferry_sigv4::SecretKey;
@@ -17,6 +18,8 @@ use zeroize::Zeroizing;
 
 use crate::AppState;
 use crate::identity::Identities;
+use crate::limits::Limits;
+use crate::tls::TlsPaths;
 
 /// The development credential used when none is configured (loopback only).
 pub const DEV_ACCESS_KEY_ID: &str = "AKIAKEYFERRYDEV00001";
@@ -50,6 +53,18 @@ pub struct ServeConfig {
     pub cache_ttl: Duration,
     pub wrapping_pool_size: usize,
     pub sweep_interval: Duration,
+    /// TLS certificate and key (and client CA for mTLS); `None`: plain HTTP.
+    pub tls: Option<TlsPaths>,
+    /// Allow plain HTTP on a non-loopback address.
+    pub insecure_http: bool,
+    /// Timeouts and the connection cap of the KMS listener.
+    pub limits: Limits,
+    /// How long SIGTERM/SIGINT waits for in-flight requests before exiting.
+    pub shutdown_grace: Duration,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served (plain HTTP); `None`: nowhere.
+    pub admin_listen: Option<SocketAddr>,
+    /// Storage timeouts (fail fast with DependencyTimeoutException when the database does not answer).
+    pub store_options: keyferry_store::StoreOptions,
 }
 
 impl ServeConfig {
@@ -67,7 +82,36 @@ impl ServeConfig {
             cache_ttl: Duration::from_secs(5),
             wrapping_pool_size: 4,
             sweep_interval: Duration::from_secs(1),
+            tls: None,
+            insecure_http: false,
+            limits: Limits::default(),
+            shutdown_grace: Duration::from_secs(5),
+            admin_listen: None,
+            store_options: keyferry_store::StoreOptions::default(),
         }
+    }
+
+    /// Checks that need no file system and no network: run before anything is created.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.credential.is_none()
+            && self.identities_file.is_none()
+            && !self.listen.ip().is_loopback()
+        {
+            bail!(
+                "refusing to listen on {} without configured credentials: set KEYFERRY_ACCESS_KEY_ID and KEYFERRY_SECRET_ACCESS_KEY (or their _FILE variants), or --identities FILE",
+                self.listen
+            );
+        }
+        if self.tls.is_none() && !self.insecure_http && !self.listen.ip().is_loopback() {
+            bail!(
+                "refusing to listen on {} without TLS: GenerateDataKey and Decrypt answer with plaintext keys. Pass --tls-cert and --tls-key, or --insecure-http if a TLS proxy in front of Keyferry terminates TLS",
+                self.listen
+            );
+        }
+        if self.limits.max_connections == 0 {
+            bail!("--max-connections must be at least 1");
+        }
+        Ok(())
     }
 }
 
@@ -87,16 +131,21 @@ impl fmt::Debug for RedactedUrl {
 }
 
 pub(crate) struct Running {
-    pub listen: SocketAddr,
     pub state: Arc<AppState>,
+    /// The root key was checked against the check value stored in the database (`None`: no
+    /// check value exists in this version).
+    pub root_key_checked: Option<bool>,
     dev_credential: bool,
     database: String,
+    /// Held for the life of the process: a second server on this data directory is refused.
+    _lock: std::fs::File,
 }
 
 impl Running {
-    pub fn announce(&self, addr: SocketAddr) {
+    pub fn announce(&self, addr: SocketAddr, tls: bool) {
+        let scheme = if tls { "https" } else { "http" };
         println!(
-            "keyferry: listening on http://{addr} (region {}, account {})",
+            "keyferry: listening on {scheme}://{addr} (region {}, account {})",
             self.state.kms.config().region,
             self.state.kms.config().account_id
         );
@@ -113,6 +162,7 @@ impl Running {
 }
 
 pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
+    cfg.validate()?;
     let mut identities = Identities::new();
     if let Some(path) = &cfg.identities_file {
         identities.load_file(path)?;
@@ -120,28 +170,20 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let (credential, dev) = match cfg.credential.clone() {
         Some(c) => (Some(c), false),
         None if !identities.is_empty() => (None, false),
-        None => {
-            if !cfg.listen.ip().is_loopback() {
-                bail!(
-                    "refusing to listen on {} without configured credentials: set KEYFERRY_ACCESS_KEY_ID and KEYFERRY_SECRET_ACCESS_KEY",
-                    cfg.listen
-                );
-            }
-            (
-                Some(Credential {
-                    access_key_id: DEV_ACCESS_KEY_ID.into(),
-                    secret_access_key: SecretKey::new(DEV_SECRET_ACCESS_KEY),
-                }),
-                true,
-            )
-        }
+        None => (
+            Some(Credential {
+                access_key_id: DEV_ACCESS_KEY_ID.into(),
+                secret_access_key: SecretKey::new(DEV_SECRET_ACCESS_KEY),
+            }),
+            true,
+        ),
     };
     create_private_dir(&cfg.data_dir)?;
+    let lock = lock_data_dir(&cfg.data_dir)?;
     let root_path = cfg
         .root_key_file
         .clone()
         .unwrap_or_else(|| cfg.data_dir.join("root.key"));
-    let root = load_or_create_root_key(&root_path)?;
     if let Some(c) = credential {
         identities.add_root(&cfg.account_id, &c.access_key_id, c.secret_access_key)?;
     }
@@ -153,9 +195,37 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             .to_string_lossy()
             .into_owned(),
     };
-    let store = keyferry_store::open_store(&database)
+    let shown_db = format!("{:?}", RedactedUrl(database.clone()));
+    let store = keyferry_store::open_store_with(&database, &cfg.store_options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open storage: {e}"))?;
+    let (root, root_source) = match load_root_key(&root_path)? {
+        Some(r) => r,
+        None => {
+            // Never a new root key for a database that already has one: its material would
+            // become unreadable and new material would be sealed under a second root.
+            let in_use = keyferry_core::reseal::database_in_use(
+                store.as_ref(),
+                &cfg.account_id,
+                &cfg.region,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read storage {shown_db}: {e}"))?;
+            if in_use {
+                bail!(
+                    "the root key file {} does not exist, but the database {shown_db} already has a root key (it holds its check value or keys sealed under it). \
+                     Restore that root key (from your backup of {}), or point --root-key-file / KEYFERRY_ROOT_KEY at it. \
+                     Keyferry does not create a new root key for a database that has one.",
+                    root_path.display(),
+                    root_path.display()
+                );
+            }
+            (
+                create_root_key(&root_path)?,
+                format!("{} (new)", root_path.display()),
+            )
+        }
+    };
     let kms = Kms::new(
         Config {
             account_id: cfg.account_id.clone(),
@@ -168,6 +238,21 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         &root,
         Arc::new(SystemClock),
     );
+    let check = kms.bind_root_key(&root).await.map_err(|e| {
+        anyhow::anyhow!("cannot check the root key against storage {shown_db}: {e}")
+    })?;
+    if let RootKeyCheck::Mismatch { key_id } = &check {
+        let what = match key_id {
+            Some(k) => format!("the key material of key {k}"),
+            None => "the root key check value".to_owned(),
+        };
+        bail!(
+            "the root key from {root_source} does not open {what} in {shown_db}: \
+             it is not the root key this database was sealed with. Start with the database's own root key \
+             (restore it from backup, or use the same --root-key-file / KEYFERRY_ROOT_KEY as the other nodes of this database)."
+        );
+    }
+    tracing::info!(root_key = %root_source, check = ?check, "root key checked against the database");
     kms.start_background(cfg.sweep_interval);
     kms.start_usage_tracking().await?;
     let mut state = AppState::new(kms, identities, &root);
@@ -176,11 +261,39 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     }
     let state = Arc::new(state);
     Ok(Running {
-        listen: cfg.listen,
         state,
+        root_key_checked: Some(true),
         dev_credential: dev,
-        database: format!("{:?}", RedactedUrl(database)),
+        database: shown_db,
+        _lock: lock,
     })
+}
+
+/// Take `<data>/keyferry.lock` for the life of the process (an advisory lock the kernel drops
+/// when the process exits, however it exits).
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = dir.join("keyferry.lock");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let f = opts
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another keyferry server is already using the data directory {} (it holds {}); stop it first, or give this server its own --data directory",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
@@ -195,42 +308,47 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Read the root key (32 raw bytes), or create it with mode 0600 if the file does not exist.
-/// `KEYFERRY_ROOT_KEY` (64 hex digits) takes precedence over the file.
-fn load_or_create_root_key(path: &Path) -> anyhow::Result<RootKey> {
+/// Read the root key: `KEYFERRY_ROOT_KEY` (64 hex digits), else the file (32 raw bytes).
+/// `None`: neither is there. The second value says where the key came from (for messages).
+fn load_root_key(path: &Path) -> anyhow::Result<Option<(RootKey, String)>> {
     if let Ok(hexkey) = std::env::var("KEYFERRY_ROOT_KEY") {
         let bytes = Zeroizing::new(
             hex::decode(hexkey.trim()).context("KEYFERRY_ROOT_KEY must be 64 hex digits")?,
         );
-        return RootKey::from_bytes(&bytes)
-            .map_err(|_| anyhow::anyhow!("KEYFERRY_ROOT_KEY must be 64 hex digits"));
+        let key = RootKey::from_bytes(&bytes)
+            .map_err(|_| anyhow::anyhow!("KEYFERRY_ROOT_KEY must be 64 hex digits"))?;
+        return Ok(Some((key, "KEYFERRY_ROOT_KEY".to_owned())));
     }
     match std::fs::read(path) {
         Ok(bytes) => {
             let bytes = Zeroizing::new(bytes);
-            RootKey::from_bytes(&bytes).map_err(|_| {
+            let key = RootKey::from_bytes(&bytes).map_err(|_| {
                 anyhow::anyhow!(
                     "root key file {} must hold exactly 32 bytes",
                     path.display()
                 )
-            })
+            })?;
+            Ok(Some((key, path.display().to_string())))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let fresh = RootKey::generate();
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            let mut f = opts
-                .open(path)
-                .with_context(|| format!("cannot create root key file {}", path.display()))?;
-            f.write_all(&fresh)?;
-            f.sync_all()?;
-            RootKey::from_bytes(&fresh).map_err(|_| anyhow::anyhow!("root key generation failed"))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("cannot read root key file {}", path.display())),
     }
+}
+
+/// Create a new root key file with mode 0600 (never overwriting one).
+fn create_root_key(path: &Path) -> anyhow::Result<RootKey> {
+    let fresh = RootKey::generate();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot create root key file {}", path.display()))?;
+    f.write_all(&fresh)?;
+    f.sync_all()?;
+    RootKey::from_bytes(&fresh).map_err(|_| anyhow::anyhow!("root key generation failed"))
 }

@@ -2,12 +2,19 @@
 //! shape of error responses and SigV4 headers. It authenticates every request, dispatches it to
 //! `keyferry_core::Kms`, and turns results into responses (`error.rs` is the one mapping).
 
+pub mod admin;
 pub mod audit;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod identity;
+pub mod limits;
+mod listener;
+pub mod metrics;
+pub mod os;
 pub mod protocol;
 pub mod sts;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,7 +67,10 @@ impl AppState {
 
 /// The router: every KMS and STS request is `POST /`.
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    Router::new()
+        .merge(console::routes())
+        .fallback(handle)
+        .with_state(state)
 }
 
 async fn handle(
@@ -99,6 +109,12 @@ async fn handle(
         resp.headers_mut().insert("x-amzn-requestid", v);
     }
     resp
+}
+
+/// How the request arrived, set by the listener: `tls` is `aws:SecureTransport`.
+#[derive(Debug, Clone, Copy)]
+pub struct Transport {
+    pub tls: bool,
 }
 
 /// The peer address when the server was started with connect info (tests through `app()`
@@ -249,7 +265,7 @@ async fn handle_inner(
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        secure_transport: false,
+        secure_transport: parts.extensions.get::<Transport>().is_some_and(|t| t.tls),
         request_id: request_id.to_string(),
         touched: Default::default(),
     };
@@ -361,23 +377,104 @@ fn request_id() -> String {
         .to_string()
 }
 
-/// Run the server until SIGINT/SIGTERM.
+/// Run the server until SIGINT/SIGTERM, then drain in-flight requests for at most
+/// `cfg.shutdown_grace`. The listening ports are bound and the TLS files read before anything is
+/// created on disk, so a port in use or a bad certificate leaves no data directory behind.
 pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
+    use anyhow::Context;
+    cfg.validate()?;
+    os::harden_process();
+    let tls = match &cfg.tls {
+        Some(p) => Some(Arc::new(tls::TlsState::load(p.clone())?)),
+        None => None,
+    };
+    let tcp = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let admin_tcp = match cfg.admin_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} (--admin-listen)"))?,
+        ),
+        None => None,
+    };
+    let addr: SocketAddr = tcp.local_addr()?;
+    let limits = cfg.limits;
+    let grace = cfg.shutdown_grace;
     let running = config::start(cfg).await?;
-    let listener = tokio::net::TcpListener::bind(running.listen).await?;
-    let addr: SocketAddr = listener.local_addr()?;
-    running.announce(addr);
+    let metrics = Arc::new(metrics::Metrics::default());
+    if let Some(admin_tcp) = admin_tcp {
+        let admin_addr = admin_tcp.local_addr()?;
+        let admin = admin::router(Arc::new(admin::AdminState {
+            kms: running.state.kms.clone(),
+            metrics: metrics.clone(),
+            root_key_checked: running.root_key_checked,
+        }));
+        let l = listener::Listener {
+            tcp: admin_tcp,
+            router: admin,
+            tls: None,
+            limits,
+            metrics: Arc::new(metrics::Metrics::default()),
+            shutdown_grace: Duration::ZERO,
+        };
+        tokio::spawn(l.run(std::future::pending()));
+        println!("keyferry: admin endpoints on http://{admin_addr} (/healthz, /readyz, /metrics)");
+    }
+    if let Some(t) = tls.clone() {
+        tokio::spawn(reload_on_sighup(t));
+    }
+    running.announce(addr, tls.is_some());
+    tracing::info!(
+        %addr,
+        tls = tls.is_some(),
+        mutual_tls = tls.as_ref().is_some_and(|t| t.mutual()),
+        max_connections = limits.max_connections,
+        open_file_limit = os::open_file_limit(),
+        "listening"
+    );
+    let l = listener::Listener {
+        tcp,
+        router: app(running.state.clone()),
+        tls,
+        limits,
+        metrics,
+        shutdown_grace: grace,
+    };
     let kms = running.state.kms.clone();
-    axum::serve(
-        listener,
-        app(running.state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    l.run(shutdown_signal()).await;
     if let Err(e) = kms.flush_usage().await {
         tracing::warn!(error = %e, "writing key usage at shutdown failed");
     }
+    drop(running);
     Ok(())
+}
+
+/// Re-read the TLS certificate and key on every SIGHUP; a bad file keeps the previous ones.
+async fn reload_on_sighup(tls: Arc<tls::TlsState>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot watch SIGHUP: TLS files will not be reloaded");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!("SIGHUP: TLS certificate and key reloaded");
+                    println!("keyferry: TLS certificate and key reloaded");
+                }
+                Err(e) => tracing::error!(
+                    error = %format!("{e:#}"),
+                    "SIGHUP: TLS reload failed; still using the previous certificate"
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tls;
 }
 
 async fn shutdown_signal() {
@@ -396,6 +493,5 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-    // Give in-flight requests a moment; axum waits for them anyway.
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    tracing::info!("shutdown requested: no new connections, draining in-flight requests");
 }

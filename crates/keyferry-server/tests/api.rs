@@ -142,12 +142,9 @@ async fn protocol_headers_and_unit_responses() {
         "empty body is an empty request: {v}"
     );
     assert_eq!(
-        api.error(
-            "CreateGrant",
-            json!({"KeyId": id, "GranteePrincipal": "x", "Operations": ["Encrypt"]})
-        )
-        .await
-        .0,
+        api.error("CreateCustomKeyStore", json!({"CustomKeyStoreName": "x"}))
+            .await
+            .0,
         "UnsupportedOperationException"
     );
     assert_eq!(

@@ -223,9 +223,17 @@ impl Verifier {
         now: OffsetDateTime,
         lookup: impl Fn(&str) -> Option<SecretKey>,
     ) -> Result<String, AuthError> {
-        let Some(auth_value) = req.headers.get(http::header::AUTHORIZATION) else {
+        let mut auth_values = req.headers.get_all(http::header::AUTHORIZATION).iter();
+        let Some(auth_value) = auth_values.next() else {
             return Err(AuthError::MissingAuthenticationToken);
         };
+        // Two Authorization headers: refuse rather than pick one (a proxy and the server could
+        // otherwise disagree on which one was authenticated).
+        if auth_values.next().is_some() {
+            return Err(AuthError::IncompleteSignature(
+                "Only one Authorization header may be present in the request.".to_owned(),
+            ));
+        }
         let auth_str = auth_value.to_str().map_err(|_| {
             AuthError::IncompleteSignature(
                 "Authorization header contains invalid characters.".to_owned(),

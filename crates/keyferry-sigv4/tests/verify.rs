@@ -820,3 +820,34 @@ fn date_header_can_replace_x_amz_date() {
     let auth = h.get("authorization").unwrap().to_str().unwrap();
     assert!(auth.ends_with(&format!("Signature={expected}")), "{auth}");
 }
+
+#[test]
+fn duplicate_authorization_headers_are_refused() {
+    let v = Verifier::new("us-east-1", "kms");
+    let good = signed_kms_request(KMS_BODY, BOTO_NOW);
+    assert_eq!(good.verify_with(&v, BOTO_NOW).unwrap(), AKID);
+    let auth = good.headers.get("authorization").unwrap().clone();
+    let expected = Err(AuthError::IncompleteSignature(
+        "Only one Authorization header may be present in the request.".to_owned(),
+    ));
+
+    // The valid header twice.
+    let mut twice = good.clone();
+    twice.headers.append("authorization", auth.clone());
+    assert_eq!(twice.verify_with(&v, BOTO_NOW), expected);
+
+    // A valid header first and a forged one second, and the other way round: neither wins.
+    let forged = replace_in_auth(&good, "Signature=", "Signature=00");
+    let forged_value = forged.headers.get("authorization").unwrap().clone();
+    let mut valid_first = good.clone();
+    valid_first
+        .headers
+        .append("authorization", forged_value.clone());
+    assert_eq!(valid_first.verify_with(&v, BOTO_NOW), expected);
+    let mut forged_first = forged.clone();
+    forged_first.headers.append("authorization", auth);
+    assert_eq!(forged_first.verify_with(&v, BOTO_NOW), expected);
+    let err = forged_first.verify_with(&v, BOTO_NOW).unwrap_err();
+    assert_eq!(err.code(), "IncompleteSignatureException");
+    assert_eq!(err.http_status(), 400);
+}

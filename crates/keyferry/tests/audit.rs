@@ -431,7 +431,7 @@ async fn get_key_last_usage_from_the_trail() {
     let re = root
         .re_encrypt()
         .ciphertext_blob(ct)
-        .destination_key_id(&b.arn.clone().unwrap())
+        .destination_key_id(b.arn.clone().unwrap())
         .send()
         .await
         .unwrap();

@@ -286,7 +286,7 @@ async fn user_mistakes_fail_clearly_and_leave_no_enabled_key() {
         "no key may be created by a mistake caught locally"
     );
 
-    // A failure after CreateKey (alias already taken): the new key is scheduled for deletion.
+    // A taken alias is found before CreateKey: no second key.
     import_json(&server, &["--material", s(&aes), "--alias", "taken"], &[]);
     let r = keyferry(
         &server,
@@ -294,19 +294,17 @@ async fn user_mistakes_fail_clearly_and_leave_no_enabled_key() {
         &[],
     )
     .failed();
-    assert!(r.stderr.contains("AlreadyExistsException"), "{}", r.stderr);
-    assert!(r.stderr.contains("scheduled for deletion"), "{}", r.stderr);
-    let states = key_states(&server).await;
-    assert_eq!(states.len(), 2, "{states:?}");
-    assert_eq!(
-        states.iter().filter(|(_, s)| s == "Enabled").count(),
-        1,
-        "only the first key may be Enabled: {states:?}"
-    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        states.iter().any(|(_, s)| s == "PendingDeletion"),
-        "{states:?}"
+        r.stderr.contains("alias/taken already exists")
+            && r.stderr.contains("no key was created")
+            && r.stderr.contains("--key-id alias/taken"),
+        "{}",
+        r.stderr
     );
+    let states = key_states(&server).await;
+    assert_eq!(states.len(), 1, "{states:?}");
+    assert_eq!(states[0].1, "Enabled", "{states:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -346,7 +344,15 @@ async fn batch_of_files() {
     let aes = keys.join("aes-256.bin");
     let r = keyferry(
         &server,
-        &["import", "--material", s(&aes), "--material", s(&bad)],
+        // aes-256.bin was imported above: --allow-duplicate (else it is refused as a duplicate).
+        &[
+            "import",
+            "--material",
+            s(&aes),
+            "--material",
+            s(&bad),
+            "--allow-duplicate",
+        ],
         &[],
     )
     .failed();

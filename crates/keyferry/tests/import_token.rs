@@ -240,10 +240,124 @@ async fn token_mistakes_fail_clearly_and_create_no_key() {
         r.stderr
     );
 
+    // An empty KEYFERRY_PKCS11_PIN is not sent (it would spend a login attempt).
+    let r = keyferry(
+        &server,
+        &["import", "--pkcs11-uri", &token.uri("aes-256")],
+        &[
+            ("SOFTHSM2_CONF", token.conf.as_str()),
+            ("KEYFERRY_PKCS11_PIN", ""),
+        ],
+    )
+    .failed();
+    assert!(
+        r.stderr.contains("KEYFERRY_PKCS11_PIN is set but empty")
+            && r.stderr.contains("no PIN was sent"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("CKR_PIN_INCORRECT"), "{}", r.stderr);
+
+    // SOFTHSM2_CONF mistyped: SoftHSM cannot start; the message names SOFTHSM2_CONF and its value.
+    let r = keyferry(
+        &server,
+        &["import", "--pkcs11-uri", &token.uri("aes-256")],
+        &[
+            ("SOFTHSM2_CONF", "/nonexistent/softhsm2.conf"),
+            ("KEYFERRY_PKCS11_PIN", USER_PIN),
+        ],
+    )
+    .failed();
+    assert!(
+        r.stderr
+            .contains("SOFTHSM2_CONF=/nonexistent/softhsm2.conf")
+            && r.stderr.contains("tokendir"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("horrible"), "{}", r.stderr);
+
+    // SOFTHSM2_CONF forgotten (the system default has no such token): the hint is there.
+    let empty = tempfile::tempdir().unwrap();
+    let conf = empty.path().join("softhsm2.conf");
+    std::fs::create_dir(empty.path().join("tokens")).unwrap();
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\n",
+            empty.path().join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let r = keyferry(
+        &server,
+        &["import", "--pkcs11-uri", &token.uri("aes-256")],
+        &[
+            ("SOFTHSM2_CONF", conf.to_str().unwrap()),
+            ("KEYFERRY_PKCS11_PIN", USER_PIN),
+        ],
+    )
+    .failed();
+    assert!(
+        r.stderr.contains("uninitialised token") && r.stderr.contains("SOFTHSM2_CONF"),
+        "{}",
+        r.stderr
+    );
+
+    // An EC key with an OAEP algorithm on SoftHSM2: the first advice is the one that works.
+    let r = keyferry(
+        &server,
+        &[
+            "import",
+            "--pkcs11-uri",
+            &token.uri("ec-p256"),
+            "--wrapping-algorithm",
+            "RSAES_OAEP_SHA_256",
+        ],
+        &env,
+    )
+    .failed();
+    assert!(r.stderr.contains("RSA_AES_KEY_WRAP_SHA_1"), "{}", r.stderr);
+    assert!(!r.stderr.contains("use RSAES_OAEP_SHA_1"), "{}", r.stderr);
+
     assert!(
         key_states(&server).await.is_empty(),
         "a token mistake must not create a key"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_dependency_log_lines_by_default() {
+    let server = Server::start();
+    let token = Token::new();
+    let env = token.env();
+    let env = env_refs(&env);
+    let r = keyferry(
+        &server,
+        &["import", "--pkcs11-uri", &token.uri("rsa-2048")],
+        &env,
+    )
+    .ok();
+    assert!(
+        !r.stderr.contains("cryptoki") && !r.stderr.contains("ERROR"),
+        "stderr:\n{}",
+        r.stderr
+    );
+    // KEYFERRY_LOG asks for them.
+    let mut with_log = env.clone();
+    with_log.push(("KEYFERRY_LOG", "cryptoki=error"));
+    let r = keyferry(
+        &server,
+        &[
+            "import",
+            "--pkcs11-uri",
+            &token.uri("ec-p256"),
+            "--allow-duplicate",
+        ],
+        &with_log,
+    )
+    .ok();
+    assert!(r.stderr.contains("cryptoki"), "stderr:\n{}", r.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -749,7 +749,12 @@ impl Kms {
                 && grant.doc.operations.contains(&GrantOperation::RetireGrant))
             || (me.account == grant.row.issuing_account
                 && self
-                    .authorize_identity(cx, "kms:RetireGrant", &grant.doc.key_arn, Ask::none())
+                    .authorize_identity(
+                        cx,
+                        authz::RETIRE_GRANT.action,
+                        &grant.doc.key_arn,
+                        Ask::none(),
+                    )
                     .is_ok());
         if !allowed {
             return Err(KmsError::AccessDenied(format!(
