@@ -142,9 +142,12 @@ async fn protocol_headers_and_unit_responses() {
         "empty body is an empty request: {v}"
     );
     assert_eq!(
-        api.error("CreateCustomKeyStore", json!({"CustomKeyStoreName": "x"}))
-            .await
-            .0,
+        api.error(
+            "ReplicateKey",
+            json!({"KeyId": id, "ReplicaRegion": "eu-west-1"})
+        )
+        .await
+        .0,
         "UnsupportedOperationException"
     );
     assert_eq!(
