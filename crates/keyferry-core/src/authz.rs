@@ -228,20 +228,19 @@ fn denied(ctx: &RequestContext, action: &str, resource: &str, reason: Reason) ->
     ))
 }
 
-/// The ARNs a caller is matched by in policies, most specific first.
-struct CallerArns {
-    arns: Vec<String>,
-}
-
-impl CallerArns {
-    fn of(ctx: &RequestContext) -> CallerArns {
-        let p = &ctx.principal;
-        let mut arns = vec![p.arn.clone()];
-        if let Some(role) = p.role_arn() {
-            arns.push(role);
-        }
-        CallerArns { arns }
-    }
+/// Run `f` with the caller as policies match it: its ARNs most specific first (the session ARN,
+/// then the role ARN for a role session), its account and service. No allocation but the role
+/// ARN of a session.
+fn with_caller<R>(ctx: &RequestContext, f: impl FnOnce(Caller<'_>) -> R) -> R {
+    let p = &ctx.principal;
+    let role = p.role_arn();
+    let arns: [&str; 2] = [p.arn.as_str(), role.as_deref().unwrap_or("")];
+    let n = if role.is_some() { 2 } else { 1 };
+    f(Caller {
+        arns: &arns[..n],
+        account: &p.account,
+        service: p.service.as_deref(),
+    })
 }
 
 impl Kms {
@@ -412,14 +411,9 @@ impl Kms {
         }
         let mut c = self.base_context(ctx);
         Self::request_context(&mut c, &ask);
-        let arns = CallerArns::of(ctx);
-        let arn_refs: Vec<&str> = arns.arns.iter().map(String::as_str).collect();
-        let caller = Caller {
-            arns: &arn_refs,
-            account: &p.account,
-            service: p.service.as_deref(),
-        };
-        let (deny, allow) = self.identity_decision(ctx, &caller, action, resource, &c);
+        let (deny, allow) = with_caller(ctx, |caller| {
+            self.identity_decision(ctx, &caller, action, resource, &c)
+        });
         if deny {
             return Err(denied(ctx, action, resource, Reason::ExplicitDenyIdentity));
         }
@@ -467,26 +461,22 @@ impl Kms {
             self.key_context(&mut c, rec, &compiled).await?;
             Self::request_context(&mut c, ask);
         }
-        let arns = CallerArns::of(ctx);
-        let arn_refs: Vec<&str> = arns.arns.iter().map(String::as_str).collect();
-        let caller = Caller {
-            arns: &arn_refs,
-            account: &p.account,
-            service: p.service.as_deref(),
-        };
-        let key_eval = match &compiled.policy {
-            Some(policy) => policy.evaluate(&Request {
-                caller,
-                action,
-                resource: &key_arn,
-                context: &c,
-            }),
-            None => Evaluation::default(),
-        };
+        let (key_eval, (id_deny, id_allow)) = with_caller(ctx, |caller| {
+            let key_eval = match &compiled.policy {
+                Some(policy) => policy.evaluate(&Request {
+                    caller,
+                    action,
+                    resource: &key_arn,
+                    context: &c,
+                }),
+                None => Evaluation::default(),
+            };
+            let identity = self.identity_decision(ctx, &caller, action, &key_arn, &c);
+            (key_eval, identity)
+        });
         if key_eval.explicit_deny {
             return Err(denied(ctx, action, &key_arn, Reason::ExplicitDenyResource));
         }
-        let (id_deny, id_allow) = self.identity_decision(ctx, &caller, action, &key_arn, &c);
         if id_deny {
             return Err(denied(ctx, action, &key_arn, Reason::ExplicitDenyIdentity));
         }
@@ -545,23 +535,18 @@ impl Kms {
         policy: &Policy,
         key_arn: &str,
     ) -> Result<(), KmsError> {
-        let p = &ctx.principal;
         let mut c = self.base_context(ctx);
         c.set("kms:BypassPolicyLockoutSafetyCheck", Value::Bool(false));
-        let arns = CallerArns::of(ctx);
-        let arn_refs: Vec<&str> = arns.arns.iter().map(String::as_str).collect();
-        let caller = Caller {
-            arns: &arn_refs,
-            account: &p.account,
-            service: p.service.as_deref(),
-        };
-        let e = policy.evaluate(&Request {
-            caller,
-            action: "kms:PutKeyPolicy",
-            resource: key_arn,
-            context: &c,
+        let (e, (_, id_allow)) = with_caller(ctx, |caller| {
+            let e = policy.evaluate(&Request {
+                caller,
+                action: "kms:PutKeyPolicy",
+                resource: key_arn,
+                context: &c,
+            });
+            let identity = self.identity_decision(ctx, &caller, "kms:PutKeyPolicy", key_arn, &c);
+            (e, identity)
         });
-        let (_, id_allow) = self.identity_decision(ctx, &caller, "kms:PutKeyPolicy", key_arn, &c);
         if !e.explicit_deny && (e.allow_direct || (e.allow_account && id_allow)) {
             Ok(())
         } else {

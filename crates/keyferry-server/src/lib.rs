@@ -260,11 +260,8 @@ async fn handle_inner(
         principal,
         region: st.verifier.region().to_string(),
         source_ip: peer.map(|p| p.ip()),
-        user_agent: parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        // Read from the headers once, by the audit record.
+        user_agent: call.user_agent.clone(),
         secure_transport: parts.extensions.get::<Transport>().is_some_and(|t| t.tls),
         request_id: request_id.to_string(),
         touched: Default::default(),
