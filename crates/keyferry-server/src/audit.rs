@@ -17,8 +17,8 @@
 //!   access key id it presented (only if it looks like one: 16–128 upper-case letters and
 //!   digits), never an identity it claimed but did not prove.
 //! - **What the trail promises.** An event is handed to the operating system (`write(2)`)
-//!   before its request is answered, by a writer thread that writes whatever events are waiting
-//!   in one call (group commit; requests wait for their batch, not for each other). So after
+//!   before its request is answered, by the request itself: one `write(2)` of its line to the
+//!   file opened `O_APPEND` (the kernel keeps concurrent appends whole; no lock, no thread hop). So after
 //!   the server process is killed (`kill -9`, a panic abort, OOM), the file holds an event for
 //!   every request that was answered; a request that took effect but whose answer was never
 //!   sent may be missing. The file is `fdatasync`ed at most a second after a write, so after an
@@ -33,8 +33,8 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use axum::body::Bytes;
@@ -192,7 +192,7 @@ impl Answer<'_> {
 
 /// The audit trail of one server: an optional sink, and the ids every event needs.
 pub struct Audit {
-    sink: Option<Sink>,
+    sink: Option<Arc<Sink>>,
     region: String,
     /// The server's account: `recipientAccountId` of events without an authenticated caller.
     account: String,
@@ -211,20 +211,13 @@ impl Audit {
     /// Write the trail to `target`: a file path (JSON lines, appended; created 0600; an
     /// existing file readable by others is refused) or `-` for stdout.
     pub fn open(target: &str, region: &str, account: &str) -> anyhow::Result<Audit> {
-        let (out, sync): (Box<dyn Write + Send>, Option<File>) = if target == "-" {
-            (Box::new(std::io::stdout()), None)
+        let out = if target == "-" {
+            Out::Stdout
         } else {
-            let file = open_log_file(Path::new(target))?;
-            let sync = file.try_clone().ok();
-            (Box::new(file), sync)
+            Out::File(open_log_file(Path::new(target))?)
         };
-        let (tx, rx) = sync_channel::<Entry>(CHANNEL_CAPACITY);
-        std::thread::Builder::new()
-            .name("keyferry-audit".into())
-            .spawn(move || writer(rx, out, sync))
-            .context("cannot start the audit writer")?;
         Ok(Audit {
-            sink: Some(Sink { tx }),
+            sink: Some(Arc::new(Sink::new(out)?)),
             region: region.to_string(),
             account: account.to_string(),
         })
@@ -247,19 +240,17 @@ impl Audit {
             kms.record_usage(op, &call.touched, now_ms, &event_id, request_id);
         }
         let Some(sink) = &self.sink else { return };
-        let event = self.event(&call, &answer, request_id, &event_id, now);
-        let mut line = match serde_json::to_vec(&event) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot encode an audit event");
-                return;
-            }
-        };
+        let event = self.build(&call, &answer, request_id, &event_id, now);
+        let mut line = Vec::with_capacity(1024);
+        if let Err(e) = serde_json::to_writer(&mut line, &event) {
+            tracing::error!(error = %e, "cannot encode an audit event");
+            return;
+        }
         line.push(b'\n');
-        sink.write(line).await;
+        sink.write(&line);
     }
 
-    /// The CloudTrail event for a request.
+    /// The CloudTrail event for a request, as a JSON value (tests, tools).
     pub fn event(
         &self,
         call: &Call,
@@ -268,6 +259,20 @@ impl Audit {
         event_id: &str,
         now: OffsetDateTime,
     ) -> Value {
+        serde_json::to_value(self.build(call, answer, request_id, event_id, now))
+            .unwrap_or(Value::Null)
+    }
+
+    /// The event, borrowing from the call: serialized straight into the log line (no map of
+    /// owned keys and values per request).
+    fn build<'a>(
+        &'a self,
+        call: &'a Call,
+        answer: &Answer<'_>,
+        request_id: &'a str,
+        event_id: &'a str,
+        now: OffsetDateTime,
+    ) -> Event<'a> {
         let (source, operation, read_only, request, response, error) = match call.service {
             Service::Kms => {
                 let op = call.operation.clone().unwrap_or_default();
@@ -303,113 +308,162 @@ impl Audit {
                 ("sts.amazonaws.com", op, read_only, request, response, error)
             }
         };
-        let mut e = Map::new();
-        e.insert("eventVersion".into(), EVENT_VERSION.into());
-        e.insert("userIdentity".into(), self.user_identity(call));
-        e.insert("eventTime".into(), event_time(now).into());
-        e.insert("eventSource".into(), source.into());
-        e.insert("eventName".into(), operation.into());
-        e.insert("awsRegion".into(), self.region.clone().into());
-        e.insert(
-            "sourceIPAddress".into(),
-            call.source_ip.map(|ip| ip.to_string()).into(),
-        );
-        e.insert("userAgent".into(), call.user_agent.clone().into());
-        if let Some((code, message)) = error {
-            e.insert("errorCode".into(), code.into());
-            e.insert("errorMessage".into(), message.into());
-        }
-        e.insert("requestParameters".into(), request);
-        e.insert("responseElements".into(), response);
-        e.insert("requestID".into(), request_id.into());
-        e.insert("eventID".into(), event_id.into());
-        e.insert("readOnly".into(), read_only.into());
-        let resources = self.resources(call);
-        if !resources.is_empty() {
-            e.insert("resources".into(), Value::Array(resources));
-        }
-        e.insert("eventType".into(), "AwsApiCall".into());
-        e.insert("managementEvent".into(), true.into());
-        e.insert(
-            "recipientAccountId".into(),
-            call.principal
-                .as_ref()
-                .map(|p| p.account.clone())
-                .unwrap_or_else(|| self.account.clone())
-                .into(),
-        );
-        e.insert("eventCategory".into(), "Management".into());
-        Value::Object(e)
-    }
-
-    fn user_identity(&self, call: &Call) -> Value {
-        let Some(p) = &call.principal else {
-            let mut u = Map::new();
-            u.insert("type".into(), "Unknown".into());
-            if let Some(k) = &call.presented_access_key {
-                u.insert("accessKeyId".into(), k.clone().into());
-            }
-            return Value::Object(u);
+        let (error_code, error_message) = match error {
+            Some((c, m)) => (Some(c), Some(m)),
+            None => (None, None),
         };
-        let mut u = Map::new();
-        u.insert("type".into(), p.identity_type().into());
-        u.insert("principalId".into(), p.user_id.clone().into());
-        u.insert("arn".into(), p.arn.clone().into());
-        u.insert("accountId".into(), p.account.clone().into());
-        u.insert("accessKeyId".into(), p.access_key_id.clone().into());
-        match &p.kind {
-            PrincipalKind::Root => {}
-            PrincipalKind::User { name } => {
-                u.insert("userName".into(), name.clone().into());
-            }
-            PrincipalKind::AssumedRole { role, .. } => {
-                let role_id = p.user_id.split(':').next().unwrap_or("").to_string();
-                u.insert(
-                    "sessionContext".into(),
-                    json!({
-                        "sessionIssuer": {
-                            "type": "Role",
-                            "principalId": role_id,
-                            "arn": p.role_arn(),
-                            "accountId": p.account,
-                            "userName": role,
-                        },
-                        "attributes": { "mfaAuthenticated": "false" },
-                    }),
-                );
-            }
+        Event {
+            event_version: EVENT_VERSION,
+            user_identity: self.user_identity(call),
+            event_time: event_time(now),
+            event_source: source,
+            event_name: operation,
+            aws_region: &self.region,
+            source_ip_address: call.source_ip,
+            user_agent: call.user_agent.as_deref(),
+            error_code,
+            error_message,
+            request_parameters: request,
+            response_elements: response,
+            request_id,
+            event_id,
+            read_only,
+            resources: self.resources(call),
+            event_type: "AwsApiCall",
+            management_event: true,
+            recipient_account_id: call
+                .principal
+                .as_ref()
+                .map_or(self.account.as_str(), |p| p.account.as_str()),
+            event_category: "Management",
         }
-        if let Some(service) = &p.service {
-            u.insert("invokedBy".into(), service.clone().into());
-        }
-        Value::Object(u)
     }
 
-    fn resources(&self, call: &Call) -> Vec<Value> {
-        let mut out: Vec<Value> = call
+    fn user_identity<'a>(&self, call: &'a Call) -> UserIdentity<'a> {
+        let Some(p) = &call.principal else {
+            return UserIdentity {
+                kind: "Unknown",
+                access_key_id: call.presented_access_key.as_deref(),
+                ..UserIdentity::default()
+            };
+        };
+        let (user_name, session_context) = match &p.kind {
+            PrincipalKind::Root => (None, None),
+            PrincipalKind::User { name } => (Some(name.as_str()), None),
+            PrincipalKind::AssumedRole { role, .. } => (
+                None,
+                Some(json!({
+                    "sessionIssuer": {
+                        "type": "Role",
+                        "principalId": p.user_id.split(':').next().unwrap_or(""),
+                        "arn": p.role_arn(),
+                        "accountId": p.account,
+                        "userName": role,
+                    },
+                    "attributes": { "mfaAuthenticated": "false" },
+                })),
+            ),
+        };
+        UserIdentity {
+            kind: p.identity_type(),
+            principal_id: Some(&p.user_id),
+            arn: Some(&p.arn),
+            account_id: Some(&p.account),
+            access_key_id: Some(&p.access_key_id),
+            user_name,
+            session_context,
+            invoked_by: p.service.as_deref(),
+        }
+    }
+
+    fn resources<'a>(&self, call: &'a Call) -> Vec<Resource<'a>> {
+        let mut out: Vec<Resource<'a>> = call
             .touched
             .iter()
-            .map(|arn| {
-                json!({
-                    "accountId": arn.split(':').nth(4).unwrap_or(""),
-                    "type": "AWS::KMS::Key",
-                    "ARN": arn,
-                })
+            .map(|arn| Resource {
+                account_id: std::borrow::Cow::Borrowed(arn.split(':').nth(4).unwrap_or("")),
+                kind: "AWS::KMS::Key",
+                arn: std::borrow::Cow::Borrowed(arn),
             })
             .collect();
         if call.service == Service::Sts {
             let mut form = crate::sts::parse_form(call.query.as_bytes());
             form.extend(crate::sts::parse_form(&call.body));
             if let Some(role) = form.get("RoleArn") {
-                out.push(json!({
-                    "accountId": role.split(':').nth(4).unwrap_or(""),
-                    "type": "AWS::IAM::Role",
-                    "ARN": role,
-                }));
+                out.push(Resource {
+                    account_id: std::borrow::Cow::Owned(
+                        role.split(':').nth(4).unwrap_or("").to_string(),
+                    ),
+                    kind: "AWS::IAM::Role",
+                    arn: std::borrow::Cow::Owned(role.clone()),
+                });
             }
         }
         out
     }
+}
+
+/// One CloudTrail event, in CloudTrail's member order.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Event<'a> {
+    event_version: &'static str,
+    user_identity: UserIdentity<'a>,
+    event_time: String,
+    event_source: &'static str,
+    event_name: String,
+    aws_region: &'a str,
+    #[serde(rename = "sourceIPAddress")]
+    source_ip_address: Option<IpAddr>,
+    user_agent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_message: Option<String>,
+    request_parameters: Value,
+    response_elements: Value,
+    #[serde(rename = "requestID")]
+    request_id: &'a str,
+    #[serde(rename = "eventID")]
+    event_id: &'a str,
+    read_only: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    resources: Vec<Resource<'a>>,
+    event_type: &'static str,
+    management_event: bool,
+    recipient_account_id: &'a str,
+    event_category: &'static str,
+}
+
+#[derive(serde::Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct UserIdentity<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    principal_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arn: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_key_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_context: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    invoked_by: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct Resource<'a> {
+    #[serde(rename = "accountId")]
+    account_id: std::borrow::Cow<'a, str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "ARN")]
+    arn: std::borrow::Cow<'a, str>,
 }
 
 // ---- requestParameters / responseElements ----------------------------------------------------
@@ -609,43 +663,63 @@ fn event_id() -> String {
 
 // ---- the writer -------------------------------------------------------------------------------
 
-/// Events waiting for the writer; beyond this, requests wait for room (never dropped).
-const CHANNEL_CAPACITY: usize = 16_384;
-/// Most events written in one call.
-const BATCH_MAX: usize = 4_096;
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
-struct Entry {
-    line: Vec<u8>,
-    done: tokio::sync::oneshot::Sender<()>,
+/// Events are written by the requests themselves, one `write(2)` each, with no lock of ours:
+/// the file is opened `O_APPEND`, so the kernel appends each write whole and in one piece
+/// (concurrent appends never interleave). stdout goes through std's own lock.
+struct Sink {
+    out: Out,
+    /// Something was written since the last `fdatasync`.
+    dirty: Arc<AtomicBool>,
 }
 
-struct Sink {
-    tx: SyncSender<Entry>,
+enum Out {
+    File(File),
+    Stdout,
 }
 
 impl Sink {
-    async fn write(&self, line: Vec<u8>) {
-        let (done, written) = tokio::sync::oneshot::channel();
-        match self.tx.try_send(Entry { line, done }) {
-            Ok(()) => {}
-            Err(TrySendError::Full(entry)) => {
-                // The writer is behind: wait for room off the request threads.
-                let tx = self.tx.clone();
-                if !matches!(
-                    tokio::task::spawn_blocking(move || tx.send(entry)).await,
-                    Ok(Ok(()))
-                ) {
-                    tracing::error!("the audit writer has stopped; event lost");
-                    return;
-                }
-            }
-            Err(TrySendError::Disconnected(_)) => {
-                tracing::error!("the audit writer has stopped; event lost");
-                return;
-            }
+    fn new(out: Out) -> anyhow::Result<Sink> {
+        let dirty = Arc::new(AtomicBool::new(false));
+        if let Out::File(f) = &out {
+            let file = f
+                .try_clone()
+                .context("cannot open the audit log for syncing")?;
+            let dirty = dirty.clone();
+            std::thread::Builder::new()
+                .name("keyferry-audit-sync".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(SYNC_INTERVAL);
+                        if dirty.swap(false, Ordering::AcqRel)
+                            && let Err(e) = file.sync_data()
+                        {
+                            tracing::error!(error = %e, "syncing the audit log failed");
+                        }
+                    }
+                })
+                .context("cannot start the audit log syncer")?;
         }
-        let _ = written.await;
+        Ok(Sink { out, dirty })
+    }
+
+    /// Hand `line` to the operating system; returns once it is written.
+    fn write(&self, line: &[u8]) {
+        let r = match &self.out {
+            Out::File(f) => {
+                let mut f: &File = f;
+                f.write_all(line)
+            }
+            Out::Stdout => {
+                let mut o = std::io::stdout().lock();
+                o.write_all(line).and_then(|()| o.flush())
+            }
+        };
+        if let Err(e) = r {
+            tracing::error!(error = %e, "writing the audit log failed");
+        }
+        self.dirty.store(true, Ordering::Release);
     }
 }
 
@@ -684,62 +758,6 @@ fn open_log_file(path: &Path) -> anyhow::Result<File> {
         }
     }
     Ok(file)
-}
-
-fn writer(rx: Receiver<Entry>, mut out: Box<dyn Write + Send>, sync: Option<File>) {
-    let mut unsynced = false;
-    let mut last_sync = Instant::now();
-    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    let mut acks = Vec::with_capacity(BATCH_MAX);
-    loop {
-        let first = match rx.recv_timeout(SYNC_INTERVAL) {
-            Ok(e) => e,
-            Err(RecvTimeoutError::Timeout) => {
-                if unsynced {
-                    sync_now(&sync);
-                    unsynced = false;
-                    last_sync = Instant::now();
-                }
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        buf.clear();
-        buf.extend_from_slice(&first.line);
-        acks.push(first.done);
-        while acks.len() < BATCH_MAX {
-            match rx.try_recv() {
-                Ok(e) => {
-                    buf.extend_from_slice(&e.line);
-                    acks.push(e.done);
-                }
-                Err(_) => break,
-            }
-        }
-        if let Err(e) = out.write_all(&buf).and_then(|()| out.flush()) {
-            tracing::error!(error = %e, events = acks.len(), "writing the audit log failed");
-        }
-        for a in acks.drain(..) {
-            let _ = a.send(());
-        }
-        unsynced = true;
-        if last_sync.elapsed() >= SYNC_INTERVAL {
-            sync_now(&sync);
-            unsynced = false;
-            last_sync = Instant::now();
-        }
-    }
-    if unsynced {
-        sync_now(&sync);
-    }
-}
-
-fn sync_now(file: &Option<File>) {
-    if let Some(f) = file
-        && let Err(e) = f.sync_data()
-    {
-        tracing::error!(error = %e, "syncing the audit log failed");
-    }
 }
 
 #[cfg(test)]

@@ -50,8 +50,6 @@ pub(crate) fn now_ms() -> u64 {
 pub(crate) struct Activity {
     phase: AtomicU8,
     since_ms: AtomicU64,
-    /// Woken when an idle connection starts a request header (its deadline gets shorter).
-    pub(crate) wake: tokio::sync::Notify,
 }
 
 pub(crate) const READING_HEAD: u8 = 0;
@@ -63,7 +61,6 @@ impl Activity {
         Arc::new(Activity {
             phase: AtomicU8::new(READING_HEAD),
             since_ms: AtomicU64::new(now_ms()),
-            wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -91,7 +88,6 @@ impl Activity {
     fn bytes_received(&self) {
         if self.phase.load(Ordering::Acquire) == IDLE {
             self.set(READING_HEAD);
-            self.wake.notify_one();
         }
     }
 }
@@ -166,9 +162,12 @@ impl std::fmt::Display for BodyTimeout {
 impl std::error::Error for BodyTimeout {}
 
 /// A request body that fails with [`BodyTimeout`] once its deadline passes.
+/// The timer is created only when the body is not already complete (a small request usually
+/// arrives with its header), so most requests never arm one.
 pub(crate) struct TimeoutBody<B> {
     inner: B,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     fired: Arc<AtomicBool>,
 }
 
@@ -176,7 +175,8 @@ impl<B> TimeoutBody<B> {
     pub(crate) fn new(inner: B, timeout: Duration, fired: Arc<AtomicBool>) -> Self {
         TimeoutBody {
             inner,
-            sleep: Box::pin(tokio::time::sleep(timeout)),
+            deadline: tokio::time::Instant::now() + timeout,
+            sleep: None,
             fired,
         }
     }
@@ -197,7 +197,11 @@ where
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(r) => Poll::Ready(r.map(|f| f.map_err(Into::into))),
             Poll::Pending => {
-                if self.sleep.as_mut().poll(cx).is_ready() {
+                let deadline = self.deadline;
+                let sleep = self
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if sleep.as_mut().poll(cx).is_ready() {
                     self.fired.store(true, Ordering::Release);
                     Poll::Ready(Some(Err(Box::new(BodyTimeout))))
                 } else {

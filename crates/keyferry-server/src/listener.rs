@@ -202,21 +202,18 @@ impl Conn {
         let conn = self.http.serve_connection(io, svc);
         tokio::pin!(conn);
         let mut draining = false;
+        // One timer per connection, re-armed only when it fires (never per request): it wakes
+        // at least every `check` (the shortest of the header-read and idle timeouts) and at
+        // the phase's deadline, so a deadline that starts later (a new request header) is
+        // never missed and no request pays for arming a timer.
+        let check = self
+            .limits
+            .header_read_timeout
+            .min(self.limits.idle_timeout)
+            .max(Duration::from_millis(1));
+        let sleep = tokio::time::sleep(check);
+        tokio::pin!(sleep);
         loop {
-            let (phase, since) = activity.get();
-            let limit = match phase {
-                IN_REQUEST => None,
-                IDLE => Some(self.limits.idle_timeout),
-                _ => Some(self.limits.header_read_timeout),
-            };
-            let wake = match limit {
-                Some(l) => {
-                    let due =
-                        since.saturating_add(u64::try_from(l.as_millis()).unwrap_or(u64::MAX));
-                    Duration::from_millis(due.saturating_sub(limits::now_ms()))
-                }
-                None => Duration::from_secs(1),
-            };
             tokio::select! {
                 r = conn.as_mut() => {
                     if let Err(e) = r {
@@ -224,30 +221,26 @@ impl Conn {
                     }
                     return;
                 }
-                () = tokio::time::sleep(wake) => {
-                    let (now_phase, now_since) = activity.get();
-                    if now_phase != phase || now_since != since || limit.is_none() {
-                        continue;
-                    }
-                    if phase == IDLE {
-                        self.metrics.idle_timeouts.fetch_add(1, Ordering::Relaxed);
-                        if let Some(n) = LOG_IDLE.admit() {
-                            tracing::info!(peer = %self.peer, timeout = ?self.limits.idle_timeout, suppressed = n, "closing idle keep-alive connection");
-                        }
-                    } else {
-                        self.metrics.header_timeouts.fetch_add(1, Ordering::Relaxed);
-                        if let Some(n) = LOG_HEADER.admit() {
-                            tracing::warn!(
-                                peer = %self.peer,
-                                timeout = ?self.limits.header_read_timeout,
-                                suppressed = n,
-                                "closing connection: request header not complete within the header-read timeout"
-                            );
+                () = &mut sleep => {
+                    let (phase, since) = activity.get();
+                    let limit = match phase {
+                        IN_REQUEST => None,
+                        IDLE => Some(self.limits.idle_timeout),
+                        _ => Some(self.limits.header_read_timeout),
+                    };
+                    let now = limits::now_ms();
+                    let mut next = check;
+                    if let Some(l) = limit {
+                        let due = since.saturating_add(u64::try_from(l.as_millis()).unwrap_or(u64::MAX));
+                        if now < due {
+                            next = next.min(Duration::from_millis(due - now));
+                        } else {
+                            self.timed_out(phase);
+                            return;
                         }
                     }
-                    return;
+                    sleep.as_mut().reset(tokio::time::Instant::now() + next);
                 }
-                () = activity.wake.notified() => continue,
                 r = self.shutdown.changed(), if !draining => {
                     if r.is_err() || *self.shutdown.borrow() {
                         // Connections without a request in progress close now; the others
@@ -262,6 +255,26 @@ impl Conn {
             }
         }
     }
+
+    /// Count and log a connection closed by its header-read or idle timeout.
+    fn timed_out(&self, phase: u8) {
+        if phase == IDLE {
+            self.metrics.idle_timeouts.fetch_add(1, Ordering::Relaxed);
+            if let Some(n) = LOG_IDLE.admit() {
+                tracing::info!(peer = %self.peer, timeout = ?self.limits.idle_timeout, suppressed = n, "closing idle keep-alive connection");
+            }
+        } else {
+            self.metrics.header_timeouts.fetch_add(1, Ordering::Relaxed);
+            if let Some(n) = LOG_HEADER.admit() {
+                tracing::warn!(
+                    peer = %self.peer,
+                    timeout = ?self.limits.header_read_timeout,
+                    suppressed = n,
+                    "closing connection: request header not complete within the header-read timeout"
+                );
+            }
+        }
+    }
 }
 
 async fn handle(
@@ -273,13 +286,13 @@ async fn handle(
     secure: bool,
 ) -> Response<Body> {
     let started = Instant::now();
-    let op = req
-        .headers()
-        .get("x-amz-target")
+    // The header value shares the request's bytes: keeping it costs no allocation.
+    let target = req.headers().get("x-amz-target").cloned();
+    let op = target
+        .as_ref()
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.strip_prefix(crate::protocol::TARGET_PREFIX))
-        .filter(|o| o.len() <= 64 && o.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .map(str::to_owned);
+        .filter(|o| o.len() <= 64 && o.bytes().all(|b| b.is_ascii_alphanumeric()));
     let fired = Arc::new(AtomicBool::new(false));
     let mut req = req.map(|b| Body::new(TimeoutBody::new(b, body_timeout, fired.clone())));
     // Who is at the other end, for `aws:SourceIp`, `aws:SecureTransport` and the audit trail.
@@ -317,7 +330,7 @@ async fn handle(
         return r;
     }
     if resp.status() == StatusCode::OK {
-        metrics.record(op.as_deref().unwrap_or("unknown"), None, started.elapsed());
+        metrics.record(op.unwrap_or("unknown"), None, started.elapsed());
         return resp;
     }
     // An error: its code is in the (small, in-memory) JSON body.
@@ -333,7 +346,7 @@ async fn handle(
     let label = if UNAUTHENTICATED.contains(&code.as_str()) {
         "unknown"
     } else {
-        op.as_deref().unwrap_or("unknown")
+        op.unwrap_or("unknown")
     };
     metrics.record(label, Some(&code), started.elapsed());
     Response::from_parts(parts, Body::from(bytes))

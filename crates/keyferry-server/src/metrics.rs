@@ -11,20 +11,26 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
+/// Per-bucket counts (not cumulative: one increment per observation; `render` sums them).
 #[derive(Default)]
 struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
+    buckets: [AtomicU64; BUCKETS.len() + 1],
     count: AtomicU64,
     sum_us: AtomicU64,
 }
 
-/// Every metric the server exports.
+/// Everything counted for one operation label. The success counter and the histogram are
+/// reached with one map lookup by `&str` and no allocation; error codes are rarer.
+#[derive(Default)]
+struct OpStats {
+    ok: AtomicU64,
+    errors: RwLock<BTreeMap<String, AtomicU64>>,
+    latency: Histogram,
+}
+
 #[derive(Default)]
 pub struct Metrics {
-    /// (operation, error code or "") → count.
-    requests: RwLock<BTreeMap<(String, String), AtomicU64>>,
-    latency: RwLock<BTreeMap<String, Histogram>>,
-    /// Connections accepted, refused at the cap, and closed by each timeout.
+    ops: RwLock<BTreeMap<String, OpStats>>,
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,
     pub header_timeouts: AtomicU64,
@@ -34,31 +40,16 @@ pub struct Metrics {
     pub open_connections: AtomicU64,
 }
 
-/// Error codes that mean storage (or another dependency) failed.
 const STORAGE_ERRORS: [&str; 2] = ["DependencyTimeoutException", "KMSInternalException"];
-
-fn bump<K: Ord + Clone>(map: &RwLock<BTreeMap<K, AtomicU64>>, key: &K) {
-    if let Ok(m) = map.read()
-        && let Some(c) = m.get(key)
-    {
-        c.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
-    if let Ok(mut m) = map.write() {
-        m.entry(key.clone())
-            .or_default()
-            .fetch_add(1, Ordering::Relaxed);
-    }
-}
 
 impl Histogram {
     fn observe(&self, d: Duration) {
         let s = d.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if s <= *b {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let i = BUCKETS
+            .iter()
+            .position(|b| s <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
         self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_us.fetch_add(
             u64::try_from(d.as_micros()).unwrap_or(u64::MAX),
@@ -67,68 +58,95 @@ impl Histogram {
     }
 }
 
-impl Metrics {
-    /// Record one KMS request. `operation` is the `X-Amz-Target` operation name (bounded: the
-    /// caller passes only names from the operation table or "unknown").
-    pub fn record(&self, operation: &str, error_code: Option<&str>, elapsed: Duration) {
-        bump(
-            &self.requests,
-            &(operation.to_owned(), error_code.unwrap_or("").to_owned()),
-        );
-        if let Ok(m) = self.latency.read()
-            && let Some(h) = m.get(operation)
+impl OpStats {
+    fn count(&self, error_code: Option<&str>, elapsed: Duration) {
+        self.latency.observe(elapsed);
+        let Some(code) = error_code else {
+            self.ok.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if let Ok(m) = self.errors.read()
+            && let Some(c) = m.get(code)
         {
-            h.observe(elapsed);
+            c.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if let Ok(mut m) = self.latency.write() {
-            m.entry(operation.to_owned()).or_default().observe(elapsed);
+        if let Ok(mut m) = self.errors.write() {
+            m.entry(code.to_owned())
+                .or_default()
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Metrics {
+    pub fn record(&self, operation: &str, error_code: Option<&str>, elapsed: Duration) {
+        if let Ok(m) = self.ops.read()
+            && let Some(s) = m.get(operation)
+        {
+            s.count(error_code, elapsed);
+            return;
+        }
+        if let Ok(mut m) = self.ops.write() {
+            m.entry(operation.to_owned())
+                .or_default()
+                .count(error_code, elapsed);
         }
     }
 
-    /// The text exposition format. `gauges` are extra (name, help, labels, value) lines.
     pub fn render(&self, gauges: &[(&str, &str, String, u64)]) -> String {
         let mut out = String::new();
         out.push_str("# HELP keyferry_requests_total KMS requests by operation and error code (empty: success).\n# TYPE keyferry_requests_total counter\n");
         let mut storage_errors = 0u64;
-        if let Ok(m) = self.requests.read() {
-            for ((op, code), c) in m.iter() {
-                let n = c.load(Ordering::Relaxed);
-                if STORAGE_ERRORS.contains(&code.as_str()) {
-                    storage_errors += n;
+        let Ok(ops) = self.ops.read() else {
+            return out;
+        };
+        for (op, st) in ops.iter() {
+            let _ = writeln!(
+                out,
+                "keyferry_requests_total{{operation=\"{op}\",error_code=\"\"}} {}",
+                st.ok.load(Ordering::Relaxed)
+            );
+            if let Ok(errors) = st.errors.read() {
+                for (code, c) in errors.iter() {
+                    let n = c.load(Ordering::Relaxed);
+                    if STORAGE_ERRORS.contains(&code.as_str()) {
+                        storage_errors += n;
+                    }
+                    let _ = writeln!(
+                        out,
+                        "keyferry_requests_total{{operation=\"{op}\",error_code=\"{code}\"}} {n}"
+                    );
                 }
-                let _ = writeln!(
-                    out,
-                    "keyferry_requests_total{{operation=\"{op}\",error_code=\"{code}\"}} {n}"
-                );
             }
         }
         out.push_str("# HELP keyferry_request_duration_seconds KMS request latency by operation.\n# TYPE keyferry_request_duration_seconds histogram\n");
-        if let Ok(m) = self.latency.read() {
-            for (op, h) in m.iter() {
-                for (i, b) in BUCKETS.iter().enumerate() {
-                    let _ = writeln!(
-                        out,
-                        "keyferry_request_duration_seconds_bucket{{operation=\"{op}\",le=\"{b}\"}} {}",
-                        h.buckets[i].load(Ordering::Relaxed)
-                    );
-                }
-                let count = h.count.load(Ordering::Relaxed);
+        for (op, st) in ops.iter() {
+            let h = &st.latency;
+            let mut cumulative = 0u64;
+            for (i, b) in BUCKETS.iter().enumerate() {
+                cumulative += h.buckets[i].load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "keyferry_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {count}"
-                );
-                let _ = writeln!(
-                    out,
-                    "keyferry_request_duration_seconds_sum{{operation=\"{op}\"}} {}",
-                    h.sum_us.load(Ordering::Relaxed) as f64 / 1e6
-                );
-                let _ = writeln!(
-                    out,
-                    "keyferry_request_duration_seconds_count{{operation=\"{op}\"}} {count}"
+                    "keyferry_request_duration_seconds_bucket{{operation=\"{op}\",le=\"{b}\"}} {cumulative}"
                 );
             }
+            let count = h.count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "keyferry_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                out,
+                "keyferry_request_duration_seconds_sum{{operation=\"{op}\"}} {}",
+                h.sum_us.load(Ordering::Relaxed) as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "keyferry_request_duration_seconds_count{{operation=\"{op}\"}} {count}"
+            );
         }
+        drop(ops);
         let counters: [(&str, &str, &AtomicU64); 6] = [
             (
                 "keyferry_connections_accepted_total",

@@ -58,9 +58,25 @@ impl UsageTracker {
         }
     }
 
-    fn record(&self, row: KeyUsageRow) {
+    /// Note a use of `key_id`. A key used again reuses its entry's strings (no allocation
+    /// on the hot path once a key has been seen).
+    fn record(
+        &self,
+        key_id: &str,
+        operation: &str,
+        timestamp_ms: i64,
+        event_id: &str,
+        request_id: &str,
+    ) {
         if let Ok(mut pending) = self.inner.pending.lock() {
-            keep_later(&mut pending, row);
+            keep_later(
+                &mut pending,
+                key_id,
+                operation,
+                timestamp_ms,
+                event_id,
+                request_id,
+            );
         }
         self.inner.flusher.call_once(|| {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -144,12 +160,42 @@ async fn flush_loop(inner: Weak<Inner>) {
     }
 }
 
-fn keep_later(map: &mut HashMap<String, KeyUsageRow>, row: KeyUsageRow) {
-    match map.get(&row.key_id) {
-        Some(existing) if existing.timestamp_ms > row.timestamp_ms => {}
-        _ => {
-            map.insert(row.key_id.clone(), row);
+/// Keep the later of the entry for `key_id` and this use, reusing the entry's strings.
+fn keep_later(
+    map: &mut HashMap<String, KeyUsageRow>,
+    key_id: &str,
+    operation: &str,
+    timestamp_ms: i64,
+    event_id: &str,
+    request_id: &str,
+) {
+    match map.get_mut(key_id) {
+        Some(row) if row.timestamp_ms > timestamp_ms => {}
+        Some(row) => {
+            row.timestamp_ms = timestamp_ms;
+            set(&mut row.operation, operation);
+            set(&mut row.event_id, event_id);
+            set(&mut row.request_id, request_id);
         }
+        None => {
+            map.insert(
+                key_id.to_string(),
+                KeyUsageRow {
+                    key_id: key_id.to_string(),
+                    operation: operation.to_string(),
+                    timestamp_ms,
+                    event_id: event_id.to_string(),
+                    request_id: request_id.to_string(),
+                },
+            );
+        }
+    }
+}
+
+fn set(dst: &mut String, src: &str) {
+    if dst != src {
+        dst.clear();
+        dst.push_str(src);
     }
 }
 
@@ -178,13 +224,8 @@ impl Kms {
             let Some(key_id) = key_id_of(arn) else {
                 continue;
             };
-            self.usage.record(KeyUsageRow {
-                key_id: key_id.to_string(),
-                operation: operation.to_string(),
-                timestamp_ms,
-                event_id: event_id.to_string(),
-                request_id: request_id.to_string(),
-            });
+            self.usage
+                .record(key_id, operation, timestamp_ms, event_id, request_id);
         }
     }
 
@@ -239,25 +280,20 @@ impl Kms {
 mod tests {
     use super::*;
 
-    fn row(key: &str, op: &str, t: i64) -> KeyUsageRow {
-        KeyUsageRow {
-            key_id: key.into(),
-            operation: op.into(),
-            timestamp_ms: t,
-            event_id: format!("e{t}"),
-            request_id: format!("r{t}"),
-        }
+    fn use_at(m: &mut HashMap<String, KeyUsageRow>, key: &str, op: &str, t: i64) {
+        keep_later(m, key, op, t, &format!("e{t}"), &format!("r{t}"));
     }
 
     #[test]
     fn the_later_use_wins() {
         let mut m = HashMap::new();
-        keep_later(&mut m, row("k", "Encrypt", 20));
-        keep_later(&mut m, row("k", "Decrypt", 10));
+        use_at(&mut m, "k", "Encrypt", 20);
+        use_at(&mut m, "k", "Decrypt", 10);
         assert_eq!(m["k"].operation, "Encrypt");
-        keep_later(&mut m, row("k", "Decrypt", 30));
+        use_at(&mut m, "k", "Decrypt", 30);
+        assert_eq!(m["k"].event_id, "e30");
         assert_eq!(m["k"].operation, "Decrypt");
-        keep_later(&mut m, row("j", "Sign", 1));
+        use_at(&mut m, "j", "Sign", 1);
         assert_eq!(m.len(), 2);
     }
 
