@@ -393,3 +393,65 @@ async fn kryoptic_probe_prefers_what_works_over_the_hint() {
         "{v}"
     );
 }
+
+/// Kryoptic's configuration forgotten, mistyped, or naming a database without a token: each
+/// message names KRYOPTIC_CONF with its value (not SoftHSM's variable), and no KMS key exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kryoptic_configuration_mistakes_name_kryoptic_conf() {
+    let server = Server::start();
+    let token = Kryoptic::new();
+    let uri = token.uri("aes-256");
+    let empty = tempfile::tempdir().unwrap();
+    let fresh = empty.path().join("fresh.conf");
+    std::fs::write(
+        &fresh,
+        format!(
+            "[[slots]]\nslot = 42\ndbtype = \"sqlite\"\ndbargs = \"{}\"\n",
+            empty.path().join("fresh.sql").display()
+        ),
+    )
+    .unwrap();
+    let mistyped = token.conf.replace("kryoptic.conf", "kryoptc.conf");
+    let cases: [(&str, Option<&str>, &str); 3] = [
+        ("forgotten", None, "KRYOPTIC_CONF is not set"),
+        ("mistyped", Some(mistyped.as_str()), "KRYOPTIC_CONF="),
+        (
+            "no token in the database",
+            Some(fresh.to_str().unwrap()),
+            "an uninitialised token",
+        ),
+    ];
+    for (what, conf, expected) in cases {
+        let mut cmd_env = vec![
+            ("KEYFERRY_PKCS11_PIN", USER_PIN),
+            // Kryoptic's fallback (~/.config/kryoptic/token.conf) must not exist either.
+            ("XDG_CONFIG_HOME", empty.path().to_str().unwrap()),
+        ];
+        if let Some(c) = conf {
+            cmd_env.push(("KRYOPTIC_CONF", c));
+        }
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_keyferry"));
+        cmd.args(["import", "--pkcs11-uri", &uri])
+            .env_remove("KRYOPTIC_CONF")
+            .env_remove("SOFTHSM2_CONF");
+        server.aws_env(&mut cmd);
+        cmd.envs(cmd_env);
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}: {stderr}");
+        assert!(
+            stderr.contains(expected)
+                && stderr.contains("Kryoptic reads its token database from KRYOPTIC_CONF")
+                && !stderr.contains("SOFTHSM2_CONF")
+                && !stderr.contains("panicked"),
+            "{what}: {stderr}"
+        );
+        if let Some(c) = conf {
+            assert!(stderr.contains(c), "{what}: {stderr}");
+        }
+        assert!(
+            key_states(&server).await.is_empty(),
+            "{what}: a KMS key was created"
+        );
+    }
+}
