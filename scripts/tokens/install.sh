@@ -9,9 +9,9 @@
 #                   scripts/tokens/opencryptoki-start.sh
 #   Kryoptic        crates.io: kryoptic 1.5.4, built with cargo (about 2 min of CPU: 129 s on
 #                   this project's 2-core machine, 8 min 49 s from an empty CARGO_HOME while
-#                   other builds shared the cores) into $KRYOPTIC_DIR (default ~/.cache/keyferry/kryoptic) when
-#                   KEYFERRY_WITH_KRYOPTIC=1 (.ci/run sets it); warm runs find the library and
-#                   its stamp there and skip the build. It is built against Debian 12's OpenSSL
+#                   other builds shared the cores) into $KRYOPTIC_DIR (default
+#                   ~/.cache/keyferry/kryoptic) when KEYFERRY_WITH_KRYOPTIC=1 (.ci/run sets
+#                   it); warm runs find the library and its stamp there and skip the build. It is built against Debian 12's OpenSSL
 #                   3.0 (kryoptic-lib's `dynamic` feature) with its `minimal` feature set (sqlite
 #                   storage, AES, ECDSA/ECDH, SHA-1/2/3 and HMAC, RSA): the `standard` set needs
 #                   OpenSSL >= 3.2 only for EdDSA (ossl320), which KMS import does not use.
