@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): every test tier, with a throwaway PostgreSQL on loopback so the
 # PostgreSQL backend is tested too. Needs: cargo, python3 with boto3/cryptography, the aws CLI,
-# openssl, softhsm2 + opensc (pkcs11-tool), postgresql. `.ci/run` installs them on a fresh machine.
+# openssl, postgresql, the PKCS#11 tokens of `KEYFERRY_WITH_KRYOPTIC=1 scripts/tokens/install.sh`
+# (SoftHSM2 + opensc, NSS softoken, openCryptoki, Kryoptic). `.ci/run` installs them on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -500,17 +500,21 @@ impl TokenSource {
             Some(p) => Some(p),
             None => profiles::for_module(&module)?,
         };
+        // A hint only when the user or a profile names one: the probe's note that the hint did
+        // not give RFC 5649 would otherwise blame a choice nobody made.
         let kwp = match (opts.kwp_mechanism, &profile) {
-            (Some(k), _) => k,
-            (None, Some(p)) => p.kwp_mechanism()?,
-            (None, None) => KwpMechanism::default(),
+            (Some(k), _) => Some(k),
+            (None, Some(p)) => Some(p.kwp_mechanism()?),
+            (None, None) => None,
         };
         let pin = match &opts.pin {
             Some(p) => p.clone(),
             None => uri::resolve_pin(uri)?.0,
         };
         let mut session = TokenSession::open(&module, uri, &pin)?;
-        session.set_kwp_mechanism(kwp);
+        if let Some(kwp) = kwp {
+            session.set_kwp_mechanism(kwp);
+        }
         let mut src = Self::from_session(session, &ObjectQuery::from_uri(uri), opts.key_spec)?;
         src.uri = uri.redacted();
         if let Some(p) = profile

@@ -1,8 +1,10 @@
-//! The PKCS#11 source on two more real tokens besides SoftHSM2 (`tests/softhsm.rs`): NSS
+//! The PKCS#11 source on three more real tokens besides SoftHSM2 (`tests/softhsm.rs`): NSS
 //! softoken (Debian libnss3, its database directory passed in C_Initialize's reserved
-//! argument with the URI's `x-nss-db`) and openCryptoki's soft token (Debian opencryptoki, with
-//! pkcsslotd started by scripts/tokens/opencryptoki-start.sh). Kryoptic is not here yet: it
-//! needs OpenSSL >= 3.2 and Debian 12 has 3.0 (see scripts/tokens/install.sh). Each token is set up fresh, every key type it can
+//! argument with the URI's `x-nss-db`), openCryptoki's soft token (Debian opencryptoki, with
+//! pkcsslotd started by scripts/tokens/opencryptoki-start.sh) and Kryoptic (crates.io, built by
+//! `KEYFERRY_WITH_KRYOPTIC=1 scripts/tokens/install.sh`; its configuration file passed in
+//! C_Initialize's reserved argument with the URI's `x-module-init-args=kryoptic_conf=...`).
+//! Each token is set up fresh, every key type it can
 //! make is made in it (AES-256 and HMAC with known values, EC P-256/P-384, RSA-2048/3072/4096),
 //! wrapped inside the token for a software wrapping key with the algorithm the known-answer
 //! probes chose, unwrapped here and compared with the key (values, public keys). What a token
@@ -20,7 +22,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass};
 use cryptoki::session::UserType;
 use keyferry_byok::ErrorKind;
-use keyferry_byok::pkcs11::TokenSession;
+use keyferry_byok::pkcs11::{KwpMechanism, TokenSession};
 use keyferry_byok::source::{Source, TokenOptions, TokenSource};
 use keyferry_byok::uri::Pkcs11Uri;
 use keyferry_crypto::wrap::{WrappingKeyPair, unwrap};
@@ -72,6 +74,14 @@ fn nss_softoken() {
         return case_nss();
     }
     run_case("nss_softoken");
+}
+
+#[test]
+fn kryoptic_token() {
+    if in_child("kryoptic_token") {
+        return case_kryoptic();
+    }
+    run_case("kryoptic_token");
 }
 
 #[test]
@@ -151,7 +161,7 @@ fn case_nss() {
     s.logout().unwrap();
     drop(s);
     let under = Under { module, uri: base };
-    let caps = matrix("NSS softoken", &under);
+    let (caps, _) = matrix("NSS softoken", &under);
     // NSS's 0x210A is PKCS#7 padding + RFC 3394: the known-answer probe refuses it (and NSS's
     // vendor 0xCE534352 too), so RSA keys are refused before any KMS key exists.
     assert_eq!(caps.kwp_mechanism, None, "{caps:?}");
@@ -199,6 +209,105 @@ fn case_opencryptoki() {
     };
     matrix("openCryptoki", &under);
     println!("CASE OK opencryptoki_soft_token");
+}
+
+/// libkryoptic_pkcs11.so: $KRYOPTIC_MODULE, else in $KRYOPTIC_DIR, else where
+/// scripts/tokens/install.sh puts it (~/.cache/keyferry/kryoptic).
+fn kryoptic_module() -> PathBuf {
+    let module = match (
+        std::env::var_os("KRYOPTIC_MODULE"),
+        std::env::var_os("KRYOPTIC_DIR"),
+    ) {
+        (Some(m), _) => PathBuf::from(m),
+        (None, Some(d)) => PathBuf::from(d).join("libkryoptic_pkcs11.so"),
+        (None, None) => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache")
+            })
+            .join("keyferry/kryoptic/libkryoptic_pkcs11.so"),
+    };
+    assert!(
+        module.exists(),
+        "Kryoptic is not installed ({} is missing): run KEYFERRY_WITH_KRYOPTIC=1 scripts/tokens/install.sh",
+        module.display()
+    );
+    module
+}
+
+fn case_kryoptic() {
+    let module = kryoptic_module();
+    let dir = PathBuf::from(std::env::var(DIR_ENV).unwrap());
+    let conf = dir.join("kryoptic.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[slots]]\nslot = 42\ndbtype = \"sqlite\"\ndbargs = \"{}\"\n",
+            dir.join("token.sql").display()
+        ),
+    )
+    .unwrap();
+    let init_args = format!("kryoptic_conf={}", conf.display());
+    // A fresh database has an uninitialised token: initialise it and set the user PIN.
+    let ctx = keyferry_byok::pkcs11::load_module_with_args(&module, Some(&init_args)).unwrap();
+    let slot = ctx
+        .get_all_slots()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.id() == 42)
+        .expect("Kryoptic slot 42 from kryoptic.conf");
+    let so_pin = SecretString::from("1234".to_string());
+    ctx.init_token(slot, &so_pin, "kf-kryoptic").unwrap();
+    let s = ctx.open_rw_session(slot).unwrap();
+    s.login(UserType::So, Some(&so_pin)).unwrap();
+    s.init_pin(&SecretString::from(USER_PIN.to_string()))
+        .unwrap();
+    s.logout().unwrap();
+    drop(s);
+    let under = Under {
+        uri: format!(
+            "pkcs11:token=kf-kryoptic?module-path={}&x-module-init-args={}",
+            module.display(),
+            init_args.replace('=', "%3D")
+        ),
+        module,
+    };
+    let (caps, imported) = matrix("Kryoptic", &under);
+    // Kryoptic's RFC 5649 is the standard CKM_AES_KEY_WRAP_KWP (0x210B), sent with a raw
+    // C_WrapKey: the known-answer probe vouches for it, so its RSA keys import too.
+    assert_eq!(
+        caps.kwp_mechanism,
+        Some(KwpMechanism::AES_KEY_WRAP_KWP),
+        "{caps:?}"
+    );
+    assert!(
+        caps.kwp_findings
+            .iter()
+            .any(|f| f == "CKM_AES_KEY_WRAP_KWP (0x210B) gives RFC 5649"),
+        "{caps:?}"
+    );
+    // Nobody named a mechanism, so no note says a hint failed (the default try of 0x210A
+    // first is not the user's choice).
+    assert!(caps.notes.is_empty(), "{caps:?}");
+    assert_eq!(
+        imported,
+        [
+            (KeySpec::ECC_NIST_P256, AlgorithmSpec::RSAES_OAEP_SHA_256),
+            (KeySpec::ECC_NIST_P384, AlgorithmSpec::RSAES_OAEP_SHA_256),
+            (KeySpec::RSA_2048, AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256),
+            (KeySpec::RSA_3072, AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256),
+            (KeySpec::RSA_4096, AlgorithmSpec::RSA_AES_KEY_WRAP_SHA_256),
+        ],
+        "Kryoptic must make and wrap every asymmetric key type"
+    );
+
+    // Without its configuration the message names Kryoptic's own variable, not SoftHSM's.
+    let advice = keyferry_byok::pkcs11::ModuleKind::of(&under.module).config_advice();
+    assert!(
+        advice.contains("KRYOPTIC_CONF") && !advice.contains("SOFTHSM2_CONF"),
+        "{advice}"
+    );
+    println!("CASE OK kryoptic_token");
 }
 
 fn make_known_secret(s: &TokenSession, label: &str, key_type: KeyType, value: &[u8], sign: bool) {
@@ -261,9 +370,15 @@ fn make_key_pair(s: &TokenSession, label: &str, spec: KeySpec) -> bool {
     }
 }
 
-/// Make every key type in the token and import each through the token source. Returns the
-/// KWP mechanism the probe vouched for.
-fn matrix(name: &str, under: &Under) -> keyferry_byok::pkcs11::TokenCapabilities {
+/// Make every key type in the token and import each through the token source. Returns what
+/// the probes found and the asymmetric keys that were made and wrapped, with the algorithm.
+fn matrix(
+    name: &str,
+    under: &Under,
+) -> (
+    keyferry_byok::pkcs11::TokenCapabilities,
+    Vec<(KeySpec, AlgorithmSpec)>,
+) {
     let admin = under.session();
     make_known_secret(&admin, "aes-256", KeyType::AES, AES_VALUE, false);
     make_known_secret(
@@ -330,6 +445,7 @@ fn matrix(name: &str, under: &Under) -> keyferry_byok::pkcs11::TokenCapabilities
     }
     println!("{name}: HMAC_256 ok with {}", c.algorithm);
 
+    let mut imported = Vec::new();
     for (label, spec) in made {
         let tsrc = under.open(label, None).unwrap();
         let src = Source::from(tsrc);
@@ -354,6 +470,7 @@ fn matrix(name: &str, under: &Under) -> keyferry_byok::pkcs11::TokenCapabilities
                 );
                 keyferry_crypto::material::canonicalize(spec, pkcs8).unwrap();
                 println!("{name}: {spec} ok with {}", c.algorithm);
+                imported.push((spec, c.algorithm));
             }
             Err(e) => {
                 // Only a token without a vouched RFC 5649 mechanism may refuse, and it must say so.
@@ -368,5 +485,5 @@ fn matrix(name: &str, under: &Under) -> keyferry_byok::pkcs11::TokenCapabilities
             }
         }
     }
-    all
+    (all, imported)
 }
