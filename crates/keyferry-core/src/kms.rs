@@ -158,7 +158,8 @@ impl Kms {
                 return Ok((id.to_string(), account.to_string()));
             }
             if resource.starts_with("alias/") && allow_alias {
-                let target = self.alias_target(account, region, resource).await?;
+                let own = account == ctx.account();
+                let target = self.alias_target(account, region, resource, own).await?;
                 return Ok((target, account.to_string()));
             }
             return Err(invalid());
@@ -167,7 +168,9 @@ impl Kms {
             if !allow_alias {
                 return Err(invalid());
             }
-            let target = self.alias_target(ctx.account(), &ctx.region, input).await?;
+            let target = self
+                .alias_target(ctx.account(), &ctx.region, input, true)
+                .await?;
             return Ok((target, ctx.account().to_string()));
         }
         if is_key_id(input) {
@@ -177,11 +180,15 @@ impl Kms {
         }
     }
 
+    /// The key an alias points to. A predefined alias of an AWS managed key
+    /// (`alias/aws/<service>`) that has no key yet gets one when `create_managed` (the caller's
+    /// own account), as AWS creates it on first use (`managed.rs`).
     async fn alias_target(
         &self,
         account: &str,
         region: &str,
         alias: &str,
+        create_managed: bool,
     ) -> Result<String, KmsError> {
         let cache_key = format!("{account}/{region}/{alias}");
         let cached = self
@@ -203,6 +210,9 @@ impl Kms {
                     map.insert(cache_key, (row.target_key_id.clone(), Instant::now()));
                 }
                 Ok(row.target_key_id)
+            }
+            None if create_managed && crate::managed::service_of(alias).is_some() => {
+                self.create_managed_key(account, region, alias).await
             }
             None => Err(KmsError::NotFound(format!(
                 "Alias {} is not found.",
@@ -242,6 +252,16 @@ impl Kms {
             return Err(not_found());
         }
         Ok(rec)
+    }
+
+    /// The key spec of the key `input` names as the caller sees it, from the caches when fresh;
+    /// `None` if it does not resolve. For the edge's request quotas, which depend on the kind of
+    /// key (no authorization: nothing of the key is returned to the caller).
+    pub async fn key_spec_of(&self, ctx: &RequestContext, input: &str) -> Option<KeySpec> {
+        self.resolve(ctx, input, true)
+            .await
+            .ok()
+            .map(|r| r.key_spec)
     }
 
     pub(crate) fn not_found(&self, key_id: &str) -> KmsError {

@@ -11,6 +11,7 @@ pub mod context;
 pub mod error;
 mod import_token;
 mod kms;
+mod managed;
 mod ops;
 pub mod pool;
 pub mod record;

@@ -43,6 +43,10 @@ pub struct KeyRecord {
     pub public_key: Option<Vec<u8>>,
     /// Every material ever associated with the key, oldest first.
     pub materials: Vec<MaterialRecord>,
+    /// An AWS managed key: the service of its predefined alias (`alias/aws/<service>`), whose
+    /// key AWS creates and manages (`KeyManager` `AWS`); `None` for customer managed keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_managed: Option<String>,
     /// The key policy compiled for evaluation, made on first use. Records are immutable once
     /// shared (`Arc<KeyRecord>`); a write decodes a fresh record, so this never outlives the
     /// policy text it was compiled from.

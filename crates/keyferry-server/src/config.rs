@@ -50,6 +50,9 @@ pub struct ServeConfig {
     /// The audit trail (`--audit-log`, `KEYFERRY_AUDIT_LOG`): a file (JSON lines, appended,
     /// created 0600) or `-` for stdout; `None`: no trail.
     pub audit_log: Option<String>,
+    /// Request quotas (`--request-quotas`, `KEYFERRY_REQUEST_QUOTAS`): `aws` or a TOML file of
+    /// rates (`quotas.rs`); `None`: no throttling.
+    pub request_quotas: Option<String>,
     pub cache_ttl: Duration,
     pub wrapping_pool_size: usize,
     pub sweep_interval: Duration,
@@ -79,6 +82,7 @@ impl ServeConfig {
             credential: None,
             identities_file: None,
             audit_log: None,
+            request_quotas: None,
             cache_ttl: Duration::from_secs(5),
             wrapping_pool_size: 4,
             sweep_interval: Duration::from_secs(1),
@@ -163,6 +167,10 @@ impl Running {
 
 pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     cfg.validate()?;
+    let quotas = match &cfg.request_quotas {
+        Some(spec) => Some(crate::quotas::QuotaTable::load(spec)?),
+        None => None,
+    };
     let mut identities = Identities::new();
     if let Some(path) = &cfg.identities_file {
         identities.load_file(path)?;
@@ -259,6 +267,7 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     if let Some(target) = &cfg.audit_log {
         state.audit = crate::audit::Audit::open(target, &cfg.region, &cfg.account_id)?;
     }
+    state.quotas = quotas.map(crate::quotas::Quotas::new);
     let state = Arc::new(state);
     Ok(Running {
         state,

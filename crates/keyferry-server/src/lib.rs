@@ -13,6 +13,7 @@ mod listener;
 pub mod metrics;
 pub mod os;
 pub mod protocol;
+pub mod quotas;
 pub mod sts;
 pub mod tls;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub sts: Sts,
     /// The audit trail (`audit.rs`): one event per request; feeds GetKeyLastUsage.
     pub audit: audit::Audit,
+    /// Request quotas (`quotas.rs`); `None` (the default): no throttling, and no cost.
+    pub quotas: Option<quotas::Quotas>,
 }
 
 impl AppState {
@@ -61,6 +64,7 @@ impl AppState {
             audit: audit::Audit::disabled(&region, &kms.config().account_id),
             identities,
             kms,
+            quotas: None,
         }
     }
 }
@@ -266,6 +270,9 @@ async fn handle_inner(
         request_id: request_id.to_string(),
         touched: Default::default(),
     };
+    if let Some(q) = &st.quotas {
+        q.admit(&st.kms, &cx, op, &body).await?;
+    }
     // A bug that panics answers 500 instead of dropping the connection.
     let result = match CatchUnwind(Box::pin(protocol::dispatch(&st.kms, &cx, op, &body))).await {
         Ok(r) => r.map(Outcome::Json),

@@ -76,11 +76,11 @@ fn data_message(path: &str, e: &serde_json::Error) -> String {
     }
     if let Some(rest) = text.strip_prefix("unknown variant `") {
         let value = rest.split('`').next().unwrap_or("");
-        let allowed = rest
-            .split("expected one of ")
-            .nth(1)
-            .unwrap_or("")
-            .replace('`', "");
+        // serde lists the variants as "expected one of `A`, `B`, `C`", "expected `A` or `B`"
+        // or "expected `A`"; AWS lists them comma-separated in the model's order.
+        let expected = rest.split_once("expected ").map_or("", |(_, e)| e);
+        let expected = expected.strip_prefix("one of ").unwrap_or(expected);
+        let allowed = expected.replace("` or `", "`, `").replace('`', "");
         return format!(
             "1 validation error detected: Value '{value}' at '{}' failed to satisfy constraint: Member must satisfy enum value set: [{allowed}]",
             lower_camel(path)

@@ -598,3 +598,148 @@ async fn validation_and_crypto_errors_in_aws_words() {
     ];
     check(&api, &keys, &cases).await;
 }
+
+/// The size rules of asymmetric keys for every key spec and algorithm: RSA plaintext limits
+/// (OAEP with SHA-1: modulus bytes − 42; SHA-256: − 66) and digest lengths for MessageType DIGEST.
+#[tokio::test]
+async fn rsa_plaintext_and_digest_sizes_for_every_spec() {
+    let api = Api::new().await;
+    let b64 = |n: usize| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(vec![7u8; n])
+    };
+    let mut keys = Vec::new();
+    for (name, spec, usage) in [
+        ("rsa3072", "RSA_3072", "ENCRYPT_DECRYPT"),
+        ("rsa4096", "RSA_4096", "ENCRYPT_DECRYPT"),
+        ("rsasign", "RSA_2048", "SIGN_VERIFY"),
+        ("p384", "ECC_NIST_P384", "SIGN_VERIFY"),
+        ("p521", "ECC_NIST_P521", "SIGN_VERIFY"),
+        ("k256", "ECC_SECG_P256K1", "SIGN_VERIFY"),
+    ] {
+        let meta = api
+            .call("CreateKey", json!({"KeySpec": spec, "KeyUsage": usage}))
+            .await["KeyMetadata"]
+            .clone();
+        keys.push((
+            name.to_string(),
+            meta["KeyId"].as_str().unwrap().to_string(),
+            meta["Arn"].as_str().unwrap().to_string(),
+        ));
+    }
+    let keys = Keys(keys);
+    let mut cases = Vec::new();
+    for (key, spec, bytes) in [("rsa3072", "RSA_3072", 384), ("rsa4096", "RSA_4096", 512)] {
+        for (alg, overhead) in [("RSAES_OAEP_SHA_1", 42), ("RSAES_OAEP_SHA_256", 66)] {
+            let max = bytes - overhead;
+            // Within the model's 4096-byte plaintext limit, one byte too many.
+            cases.push(case(
+                "Encrypt",
+                &format!(
+                    r#"{{"KeyId":"{{{key}}}","Plaintext":"{}","EncryptionAlgorithm":"{alg}"}}"#,
+                    b64(max + 1)
+                ),
+                "ValidationException",
+                Some(&format!(
+                    "Algorithm {alg} and key spec {spec} cannot encrypt data larger than {max} bytes."
+                )),
+            ));
+        }
+    }
+    let digests = [
+        ("rsasign", "RSASSA_PKCS1_V1_5_SHA_256", 32),
+        ("rsasign", "RSASSA_PKCS1_V1_5_SHA_384", 48),
+        ("rsasign", "RSASSA_PKCS1_V1_5_SHA_512", 64),
+        ("rsasign", "RSASSA_PSS_SHA_256", 32),
+        ("rsasign", "RSASSA_PSS_SHA_384", 48),
+        ("rsasign", "RSASSA_PSS_SHA_512", 64),
+        ("p384", "ECDSA_SHA_384", 48),
+        ("p521", "ECDSA_SHA_512", 64),
+        ("k256", "ECDSA_SHA_256", 32),
+    ];
+    for (key, alg, len) in digests {
+        for n in [len - 1, len + 1] {
+            cases.push(case(
+                "Sign",
+                &format!(
+                    r#"{{"KeyId":"{{{key}}}","Message":"{}","MessageType":"DIGEST","SigningAlgorithm":"{alg}"}}"#,
+                    b64(n)
+                ),
+                "ValidationException",
+                Some(&format!("Digest is invalid length for algorithm {alg}.")),
+            ));
+        }
+        cases.push(case(
+            "Verify",
+            &format!(
+                r#"{{"KeyId":"{{{key}}}","Message":"{}","MessageType":"DIGEST","SigningAlgorithm":"{alg}","Signature":"{}"}}"#,
+                b64(len + 1),
+                b64(64)
+            ),
+            "ValidationException",
+            Some(&format!("Digest is invalid length for algorithm {alg}.")),
+        ));
+    }
+    check(&api, &keys, &cases).await;
+    // The limits themselves are accepted: the largest plaintext encrypts, the right digest signs.
+    for (key, alg, max) in [
+        ("rsa3072", "RSAES_OAEP_SHA_256", 318),
+        ("rsa4096", "RSAES_OAEP_SHA_1", 470),
+    ] {
+        api.call(
+            "Encrypt",
+            serde_json::from_str::<Value>(&keys.fill(&format!(
+                r#"{{"KeyId":"{{{key}}}","Plaintext":"{}","EncryptionAlgorithm":"{alg}"}}"#,
+                b64(max)
+            )))
+            .unwrap(),
+        )
+        .await;
+    }
+    for (key, alg, len) in digests {
+        api.call(
+            "Sign",
+            serde_json::from_str::<Value>(&keys.fill(&format!(
+                r#"{{"KeyId":"{{{key}}}","Message":"{}","MessageType":"DIGEST","SigningAlgorithm":"{alg}"}}"#,
+                b64(len)
+            )))
+            .unwrap(),
+        )
+        .await;
+    }
+}
+
+/// An enum value outside the set names the set in the model's order, also for two-value enums
+/// (recorded for DataKeySpec: "[AES_256, AES_128]").
+#[tokio::test]
+async fn enum_sets_in_the_models_order() {
+    let api = Api::new().await;
+    let keys = setup(&api).await;
+    let cases = vec![
+        case(
+            "GenerateDataKey",
+            r#"{"KeyId":"{sym}","KeySpec":"AES_512"}"#,
+            "ValidationException",
+            Some(
+                "1 validation error detected: Value 'AES_512' at 'keySpec' failed to satisfy constraint: Member must satisfy enum value set: [AES_256, AES_128]",
+            ),
+        ),
+        case(
+            "ImportKeyMaterial",
+            r#"{"KeyId":"{external}","ImportToken":"AA==","EncryptedKeyMaterial":"AA==","ExpirationModel":"NEVER"}"#,
+            "ValidationException",
+            Some(
+                "1 validation error detected: Value 'NEVER' at 'expirationModel' failed to satisfy constraint: Member must satisfy enum value set: [KEY_MATERIAL_EXPIRES, KEY_MATERIAL_DOES_NOT_EXPIRE]",
+            ),
+        ),
+        case(
+            "Sign",
+            r#"{"KeyId":"{ecc}","Message":"AA==","MessageType":"HASHED","SigningAlgorithm":"ECDSA_SHA_256"}"#,
+            "ValidationException",
+            Some(
+                "1 validation error detected: Value 'HASHED' at 'messageType' failed to satisfy constraint: Member must satisfy enum value set: [RAW, DIGEST, EXTERNAL_MU]",
+            ),
+        ),
+    ];
+    check(&api, &keys, &cases).await;
+}

@@ -96,6 +96,11 @@ struct ServeArgs {
     /// (created with mode 0600), or `-` for stdout (see the README's "Audit trail").
     #[arg(long, env = "KEYFERRY_AUDIT_LOG", value_name = "FILE")]
     audit_log: Option<String>,
+    /// Throttle requests as AWS does, per account and Region, with ThrottlingException: `aws`
+    /// (AWS's documented request quotas) or a TOML file of per-operation rates (see the README's
+    /// "Request quotas"). Off by default.
+    #[arg(long, env = "KEYFERRY_REQUEST_QUOTAS", value_name = "aws|FILE")]
+    request_quotas: Option<String>,
     /// PEM certificate chain (leaf first) for TLS; reloaded on SIGHUP.
     #[arg(long, env = "KEYFERRY_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -330,6 +335,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.wrapping_pool_size = args.wrapping_pool_size;
     cfg.identities_file = args.identities;
     cfg.audit_log = args.audit_log;
+    cfg.request_quotas = args.request_quotas;
     cfg.tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsPaths {
             cert,

@@ -152,7 +152,7 @@ impl Kms {
                 "Could not deserialize marker".into(),
             ));
         }
-        let mut rows = self
+        let fetched = self
             .store
             .list_aliases(
                 account,
@@ -162,22 +162,52 @@ impl Kms {
                 limit + 1,
             )
             .await?;
-        let truncated = rows.len() > limit as usize;
-        rows.truncate(limit as usize);
+        // The predefined aliases of AWS managed keys not created yet are listed too, without a
+        // target, as AWS lists them (`managed.rs`). A predefined name past the last row fetched
+        // of a full page may exist in the store; it belongs to a later page either way.
+        let full = fetched.len() > limit as usize;
+        let bound = fetched.last().map(|r| r.name.clone());
+        let mut entries: Vec<(String, Option<AliasRow>)> = fetched
+            .into_iter()
+            .map(|r| (r.name.clone(), Some(r)))
+            .collect();
+        if key_id.is_none() {
+            for svc in crate::managed::SERVICES {
+                let name = svc.alias();
+                let after_marker = req.marker.as_deref().is_none_or(|m| name.as_str() > m);
+                let within = !full || bound.as_deref().is_some_and(|b| name.as_str() < b);
+                if after_marker && within && !entries.iter().any(|(n, _)| *n == name) {
+                    entries.push((name, None));
+                }
+            }
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+        }
+        let truncated = entries.len() > limit as usize;
+        entries.truncate(limit as usize);
         Ok(ListAliasesResponse {
             next_marker: if truncated {
-                rows.last().map(|r| r.name.clone())
+                entries.last().map(|(n, _)| n.clone())
             } else {
                 None
             },
             aliases: Some(
-                rows.into_iter()
-                    .map(|r| AliasListEntry {
-                        alias_arn: Some(alias_arn(region, account, &r.name)),
-                        alias_name: Some(r.name),
-                        target_key_id: Some(r.target_key_id),
-                        creation_date: Some(ts(r.creation_ms)),
-                        last_updated_date: Some(ts(r.last_updated_ms)),
+                entries
+                    .into_iter()
+                    .map(|(name, row)| match row {
+                        Some(r) => AliasListEntry {
+                            alias_arn: Some(alias_arn(region, account, &r.name)),
+                            alias_name: Some(r.name),
+                            target_key_id: Some(r.target_key_id),
+                            creation_date: Some(ts(r.creation_ms)),
+                            last_updated_date: Some(ts(r.last_updated_ms)),
+                        },
+                        None => AliasListEntry {
+                            alias_arn: Some(alias_arn(region, account, &name)),
+                            alias_name: Some(name),
+                            target_key_id: None,
+                            creation_date: None,
+                            last_updated_date: None,
+                        },
                     })
                     .collect(),
             ),

@@ -122,6 +122,7 @@ impl Kms {
             on_demand_rotations: 0,
             public_key: None,
             materials: Vec::new(),
+            aws_managed: None,
             compiled: Default::default(),
         };
         if origin == OriginType::EXTERNAL {
@@ -385,7 +386,11 @@ impl Kms {
             },
             origin: Some(rec.origin),
             expiration_model,
-            key_manager: Some(KeyManagerType::CUSTOMER),
+            key_manager: Some(if rec.aws_managed.is_some() {
+                KeyManagerType::AWS
+            } else {
+                KeyManagerType::CUSTOMER
+            }),
             customer_master_key_spec: spec.as_str().parse().ok(),
             key_spec: Some(spec),
             encryption_algorithms: enc,
