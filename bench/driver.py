@@ -478,8 +478,8 @@ def bulk_import(args, base, port, kf_pid):
             if md["KeyState"] == "Enabled" and md["Origin"] == "EXTERNAL":
                 usable[who] += 1
     log(f"usable imported keys: keyferry {usable['keyferry']}/{n}, seed procedure {usable['seed']}/{n}")
-    # For reference (no target): the same batch into a server with the default pool (4 per spec),
-    # so most GetParametersForImport calls wait for an RSA-4096 generation.
+    # The target: the same batch into a fresh server with default flags (its pool adapts to
+    # demand; issue 12 item 8), started and idle before the import.
     dport = free_port()
     dflt = start_keyferry(args, os.path.join(base, "default-pool"), dport)
     try:
@@ -500,6 +500,7 @@ def bulk_import(args, base, port, kf_pid):
     log(f"keyferry import of {n} keys, default pool: {default_s:.1f} s, {default_ok} verified")
     return {"default_pool_s": default_s, "default_pool_rc": d.returncode, "default_pool_verified": default_ok,"n": n, "keyferry_s": kf_s, "keyferry_rc": r.returncode, "seed_s": seed_s,
             "seed_rc": s.returncode, "speedup": seed_s / kf_s if kf_s else 0.0,
+            "default_speedup": seed_s / default_s if default_s else 0.0,
             "keyferry_usable": usable["keyferry"], "seed_usable": usable["seed"]}
 
 
@@ -578,10 +579,6 @@ def report(res):
                  f"{a['requests']:,} requests wrk counted.")
     L.append(f"- Bulk import: {res['bulk_import']}")
     b = res.get("bulk")
-    if b and "default_pool_s" in b:
-        L.append(f"- The same {b['n']} keys into a server with the default pool (4 per spec, no target): "
-                 f"{b['default_pool_s']:.1f} s (exit {b['default_pool_rc']}, {b['default_pool_verified']} verified), "
-                 f"{b['seed_s'] / b['default_pool_s']:.1f}× the procedure's time.")
     L.append("")
     L.append("Targets:")
     for t in res["targets"]:
@@ -627,7 +624,7 @@ def targets(res):
         out.append({"name": "idle memory < 30 MB", "met": idle < 30, "detail": f"{idle:.1f} MB"})
         fa = statistics.median(res["startup"]["first_answer_ms"])
         out.append({"name": "first answer ≤ 200 ms after start", "met": fa <= 200, "detail": f"{fa:.0f} ms (median)"})
-    out.append({"name": "`keyferry import` of 50 keys ≥ 20× the aws CLI + openssl procedure",
+    out.append({"name": "`keyferry import` of 50 keys into a default server ≥ 20× the aws CLI + openssl procedure",
                 "met": bool(res.get("bulk_import_met")), "detail": res["bulk_import"]})
     return out
 
@@ -810,11 +807,14 @@ def main():
             wait_idle(kf.pid, timeout=300)
             res["bulk"] = bulk_import(args, base, kport, kf.pid)
             b = res["bulk"]
-            res["bulk_import"] = (f"{b['n']} keys: `keyferry import` {b['keyferry_s']:.1f} s "
-                                  f"(exit {b['keyferry_rc']}) vs aws CLI + openssl procedure "
-                                  f"{b['seed_s']:.1f} s (exit {b['seed_rc']}): {b['speedup']:.1f}× faster; "
-                                  f"keys Enabled afterwards: {b['keyferry_usable']} and {b['seed_usable']} of {b['n']}")
-            res["bulk_import_met"] = (b["keyferry_rc"] == 0 and b["seed_rc"] == 0 and b["speedup"] >= 20
+            res["bulk_import"] = (f"{b['n']} keys into a default server: `keyferry import` {b['default_pool_s']:.2f} s "
+                                  f"(exit {b['default_pool_rc']}, {b['default_pool_verified']} verified) vs aws CLI + "
+                                  f"openssl procedure {b['seed_s']:.1f} s (exit {b['seed_rc']}): "
+                                  f"{b['default_speedup']:.1f}× faster; into the main instance (pool of "
+                                  f"{args.pool_size}): {b['keyferry_s']:.2f} s, {b['speedup']:.1f}×; keys Enabled "
+                                  f"afterwards: {b['keyferry_usable']} and {b['seed_usable']} of {b['n']}")
+            res["bulk_import_met"] = (b["default_pool_rc"] == 0 and b["seed_rc"] == 0
+                                      and b["default_speedup"] >= 20 and b["default_pool_verified"] == b["n"]
                                       and b["keyferry_usable"] == b["n"] and b["seed_usable"] == b["n"])
         elif args.bulk_keys:
             res["bulk_import"] = "not measured: this keyferry binary has no `import` command"

@@ -15,7 +15,7 @@ use crate::KmsError;
 use crate::clock::Clock;
 use crate::context::{Directory, RequestContext};
 use crate::import_token::TokenCache;
-use crate::pool::WrappingKeyPool;
+use crate::pool::{PoolConfig, WrappingKeyPool};
 use crate::record::{KeyRecord, MaterialRecord, alias_arn, key_arn};
 use crate::store::{Store, StoredKey};
 
@@ -28,8 +28,15 @@ pub struct Config {
     /// store. Writes through this node update its cache at once; other nodes sharing the database
     /// see a change within this time. Time-based changes (expiry, deletion) are exact regardless.
     pub cache_ttl: Duration,
-    /// Pre-generated RSA wrapping keys kept per wrapping key spec.
+    /// Pre-generated RSA wrapping keys kept per wrapping key spec without demand (the pool's
+    /// minimum depth; 0: no background pool). See `pool.rs` for how the depth adapts.
     pub wrapping_pool_size: usize,
+    /// The depth demand may grow the pool to, per wrapping key spec.
+    pub wrapping_pool_max: usize,
+    /// Without demand for this long, a grown pool depth halves.
+    pub wrapping_pool_decay: Duration,
+    /// Import tokens one wrapping key may serve for one caller within a minute (1: never reuse).
+    pub wrapping_key_max_tokens: u32,
     /// The accounts, users and roles that exist (key policies may name only these).
     pub directory: Directory,
 }
@@ -41,6 +48,9 @@ impl Default for Config {
             region: "us-east-1".into(),
             cache_ttl: Duration::from_secs(5),
             wrapping_pool_size: 4,
+            wrapping_pool_max: crate::pool::PoolConfig::default().max,
+            wrapping_pool_decay: crate::pool::PoolConfig::default().decay,
+            wrapping_key_max_tokens: crate::pool::PoolConfig::default().max_tokens,
             directory: Directory::single("111122223333"),
         }
     }
@@ -97,7 +107,12 @@ impl Kms {
         root: &RootKey,
         clock: Arc<dyn Clock>,
     ) -> Arc<Kms> {
-        let pool = WrappingKeyPool::new(cfg.wrapping_pool_size);
+        let pool = WrappingKeyPool::new(PoolConfig {
+            min: cfg.wrapping_pool_size,
+            max: cfg.wrapping_pool_max,
+            decay: cfg.wrapping_pool_decay,
+            max_tokens: cfg.wrapping_key_max_tokens,
+        });
         Arc::new(Kms {
             material_key: root.derive("keyferry/key-material/v1"),
             token_key: Arc::new(root.derive("keyferry/import-token/v1")),

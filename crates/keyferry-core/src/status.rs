@@ -20,7 +20,20 @@ impl Kms {
         .collect()
     }
 
-    /// The configured pool size per spec (0: no pool, keys are made on demand).
+    /// The depth the pool is working towards per spec: the configured size, grown with demand
+    /// and decaying back when idle (0: no pool).
+    pub fn wrapping_pool_target(&self) -> Vec<(&'static str, usize)> {
+        [
+            (WrappingKeySpec::RSA_2048, "RSA_2048"),
+            (WrappingKeySpec::RSA_3072, "RSA_3072"),
+            (WrappingKeySpec::RSA_4096, "RSA_4096"),
+        ]
+        .into_iter()
+        .map(|(spec, name)| (name, self.pool.target(spec)))
+        .collect()
+    }
+
+    /// The configured (minimum) pool size per spec (0: no pool, keys are made on demand).
     pub fn wrapping_pool_size(&self) -> usize {
         self.cfg.wrapping_pool_size
     }

@@ -63,7 +63,7 @@ async fn readyz(State(st): State<Arc<AdminState>>) -> Response {
 }
 
 async fn metrics(State(st): State<Arc<AdminState>>) -> Response {
-    let gauges: Vec<(&str, &str, String, u64)> = st
+    let mut gauges: Vec<(&str, &str, String, u64)> = st
         .kms
         .wrapping_pool_depth()
         .into_iter()
@@ -76,6 +76,19 @@ async fn metrics(State(st): State<Arc<AdminState>>) -> Response {
             )
         })
         .collect();
+    gauges.extend(
+        st.kms
+            .wrapping_pool_target()
+            .into_iter()
+            .map(|(spec, n)| {
+                (
+                    "keyferry_wrapping_pool_target",
+                    "Depth the wrapping-key pool is filling to (grows with demand, decays when idle), by wrapping key spec.",
+                    format!("{{spec=\"{spec}\"}}"),
+                    u64::try_from(n).unwrap_or(u64::MAX),
+                )
+            }),
+    );
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -54,7 +54,14 @@ pub struct ServeConfig {
     /// rates (`quotas.rs`); `None`: no throttling.
     pub request_quotas: Option<String>,
     pub cache_ttl: Duration,
+    /// The wrapping-key pool's depth per spec without demand (`--wrapping-pool-size`).
     pub wrapping_pool_size: usize,
+    /// The depth demand may grow it to (`--wrapping-pool-max`).
+    pub wrapping_pool_max: usize,
+    /// Idle time after which a grown depth halves (`--wrapping-pool-decay-secs`).
+    pub wrapping_pool_decay: Duration,
+    /// Tokens one wrapping key may serve for one caller (`--wrapping-key-max-tokens`).
+    pub wrapping_key_max_tokens: u32,
     pub sweep_interval: Duration,
     /// TLS certificate and key (and client CA for mTLS); `None`: plain HTTP.
     pub tls: Option<TlsPaths>,
@@ -85,6 +92,9 @@ impl ServeConfig {
             request_quotas: None,
             cache_ttl: Duration::from_secs(5),
             wrapping_pool_size: 4,
+            wrapping_pool_max: keyferry_core::pool::PoolConfig::default().max,
+            wrapping_pool_decay: keyferry_core::pool::PoolConfig::default().decay,
+            wrapping_key_max_tokens: keyferry_core::pool::PoolConfig::default().max_tokens,
             sweep_interval: Duration::from_secs(1),
             tls: None,
             insecure_http: false,
@@ -240,6 +250,9 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             region: cfg.region.clone(),
             cache_ttl: cfg.cache_ttl,
             wrapping_pool_size: cfg.wrapping_pool_size,
+            wrapping_pool_max: cfg.wrapping_pool_max,
+            wrapping_pool_decay: cfg.wrapping_pool_decay,
+            wrapping_key_max_tokens: cfg.wrapping_key_max_tokens,
             directory: identities.directory().clone(),
         },
         store,

@@ -81,11 +81,28 @@ struct ServeArgs {
     /// How long a node may serve a cached key record (milliseconds).
     #[arg(long, env = "KEYFERRY_CACHE_TTL_MS", default_value_t = 5000)]
     cache_ttl_ms: u64,
-    /// Pre-generated RSA wrapping keys kept ready per wrapping key spec. Each
-    /// GetParametersForImport takes one; once the pool is empty a call waits for an RSA key
-    /// generation (RSA_4096: hundreds of milliseconds). Size it for the largest import batch.
+    /// Pre-generated RSA wrapping keys kept ready per wrapping key spec when there is no
+    /// demand (0: no background pool). The pool adapts by itself: its depth grows to the
+    /// GetParametersForImport calls of the last minute (up to --wrapping-pool-max) and is
+    /// refilled with every core at low priority; once the pool is empty a caller reuses its own
+    /// recent wrapping key (see --wrapping-key-max-tokens). There is no need to size it.
     #[arg(long, env = "KEYFERRY_WRAPPING_POOL_SIZE", default_value_t = 4)]
     wrapping_pool_size: usize,
+    /// The depth demand may grow the wrapping-key pool to, per wrapping key spec (an RSA_4096
+    /// pair takes about 4 KiB).
+    #[arg(long, env = "KEYFERRY_WRAPPING_POOL_MAX", default_value_t = 64)]
+    wrapping_pool_max: usize,
+    /// Seconds without GetParametersForImport after which a grown pool depth halves (again
+    /// after each further period, down to --wrapping-pool-size).
+    #[arg(long, env = "KEYFERRY_WRAPPING_POOL_DECAY_SECS", default_value_t = 300)]
+    wrapping_pool_decay_secs: u64,
+    /// Import tokens one wrapping key may serve while the pool is empty: the same caller
+    /// (identity, Region, account), wrapping key spec and algorithm, within 60 s of the key's
+    /// first token. 1: every GetParametersForImport gets a wrapping key of its own (and waits
+    /// for an RSA generation when the pool is empty).
+    #[arg(long, env = "KEYFERRY_WRAPPING_KEY_MAX_TOKENS", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    wrapping_key_max_tokens: u32,
     /// Identities file (TOML, mode 0600): accounts, IAM users and roles, their access keys and
     /// identity policies (see the README). Without it, KEYFERRY_ACCESS_KEY_ID and
     /// KEYFERRY_SECRET_ACCESS_KEY are the root of KEYFERRY_ACCOUNT_ID (or the development
@@ -333,6 +350,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.root_key_file = args.root_key_file;
     cfg.cache_ttl = Duration::from_millis(args.cache_ttl_ms);
     cfg.wrapping_pool_size = args.wrapping_pool_size;
+    cfg.wrapping_pool_max = args.wrapping_pool_max;
+    cfg.wrapping_pool_decay = Duration::from_secs(args.wrapping_pool_decay_secs.max(1));
+    cfg.wrapping_key_max_tokens = args.wrapping_key_max_tokens;
     cfg.identities_file = args.identities;
     cfg.audit_log = args.audit_log;
     cfg.request_quotas = args.request_quotas;

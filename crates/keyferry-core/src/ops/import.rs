@@ -117,7 +117,12 @@ impl Kms {
             return Err(state_error(&rec, KeyState::PendingDeletion));
         }
         check_wrapping(&rec, req.wrapping_algorithm, req.wrapping_key_spec)?;
-        let wrapping = self.pool.take(req.wrapping_key_spec).await?;
+        // Reuse of a wrapping key is confined to one caller identity (`pool.rs`).
+        let scope = format!("{}\n{}\n{}", cx.principal.arn, cx.region, cx.account());
+        let (wrapping, _) = self
+            .pool
+            .take(&scope, req.wrapping_key_spec, req.wrapping_algorithm)
+            .await?;
         let public = wrapping.public_key_der();
         let now = self.now_ms();
         let expires_ms = now + PARAMETERS_VALID_MS;
@@ -126,7 +131,7 @@ impl Kms {
             algorithm: req.wrapping_algorithm,
             spec: req.wrapping_key_spec,
             expires_ms,
-            wrapping: Arc::new(wrapping),
+            wrapping,
         });
         let token = seal_token(&self.token_key, &issued)?;
         self.tokens.insert(TokenCache::digest(&token), issued, now);

@@ -353,8 +353,13 @@ pub fn python(code: &str, args: &[&str]) -> (bool, String, String) {
 
 /// A signed KMS request as raw HTTP/1.1 bytes (development credential).
 pub fn signed_raw(addr: &str, target: &str, body: &str) -> Vec<u8> {
+    signed_raw_as(addr, target, body, DEV_AKID, DEV_SECRET)
+}
+
+/// Like `signed_raw`, signed with another access key.
+pub fn signed_raw_as(addr: &str, target: &str, body: &str, akid: &str, secret: &str) -> Vec<u8> {
     let mut req = http_request(addr, target, body);
-    let creds = keyferry_sigv4::Credentials::new(DEV_AKID, DEV_SECRET);
+    let creds = keyferry_sigv4::Credentials::new(akid, secret);
     keyferry_sigv4::sign(
         &mut req,
         &creds,
