@@ -117,7 +117,16 @@ impl Kms {
             return Err(state_error(&rec, KeyState::PendingDeletion));
         }
         check_wrapping(&rec, req.wrapping_algorithm, req.wrapping_key_spec)?;
-        let wrapping = self.pool.take(req.wrapping_key_spec).await?;
+        let wrapping = match self.pool.try_take(req.wrapping_key_spec) {
+            Some(pair) => {
+                self.cache_stats.wrapping_pool.record(true);
+                pair
+            }
+            None => {
+                self.cache_stats.wrapping_pool.record(false);
+                self.pool.take(req.wrapping_key_spec).await?
+            }
+        };
         let public = wrapping.public_key_der();
         let now = self.now_ms();
         let expires_ms = now + PARAMETERS_VALID_MS;
@@ -234,6 +243,7 @@ impl Kms {
         let token_digest = TokenCache::digest(token_bytes.as_slice());
         let cached = self.tokens.get(&token_digest);
         let hit = cached.is_some();
+        self.cache_stats.import_tokens.record(hit);
         let opened = tokio::task::spawn_blocking(move || -> Result<_, KmsError> {
             let token = match cached {
                 Some(t) => t,
