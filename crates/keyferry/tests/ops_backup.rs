@@ -363,3 +363,124 @@ fn admin_backup_under_load_and_restore_into_a_fresh_directory() {
     assert!(stderr.contains("does not open"), "{stderr}");
     assert!(!out3.exists());
 }
+
+/// The README's PostgreSQL procedure: `pg_dump --format=custom` while a node writes, `pg_restore`
+/// into an empty database, and a node on the restored database (with the root key kept apart)
+/// decrypts every ciphertext made before the dump.
+#[test]
+fn postgres_pg_dump_under_load_restores_into_an_empty_database() {
+    if std::env::var("KEYFERRY_TEST_POSTGRES_URL").is_err() {
+        println!("skipped: KEYFERRY_TEST_POSTGRES_URL is not set (scripts/test.sh sets it)");
+        return;
+    }
+    let (pg, url) = ops_support::OwnPg::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root.key");
+    std::fs::write(&root, [3u8; 32]).unwrap();
+    let root_arg = root.to_str().unwrap();
+    let server = Ops::start(
+        &tmp.path().join("a"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &url,
+            "--root-key-file",
+            root_arg,
+        ],
+        &[],
+    );
+    let addr = server.addr.clone();
+    let before: Vec<_> = (0..5)
+        .map(|i| key_and_ciphertext(&addr, &format!("before the dump {i}")))
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (addr, stop) = (addr.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                key_and_ciphertext(&addr, &format!("during the dump {i}"));
+                i += 1;
+            }
+        })
+    };
+    let dump = tmp.path().join("keyferry.dump");
+    let out = Command::new("pg_dump")
+        .args(["--format=custom", "--dbname", &url, "--file"])
+        .arg(&dump)
+        .output()
+        .expect("pg_dump (apt-get install postgresql-client)");
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+
+    let restored_url = url.replace("/postgres", "/restored");
+    let out = Command::new("psql")
+        .args([
+            &url,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "CREATE DATABASE restored",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new("pg_restore")
+        .args(["--exit-on-error", "--dbname", &restored_url])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pg_restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Ops::start(
+        &tmp.path().join("b"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &restored_url,
+            "--root-key-file",
+            root_arg,
+        ],
+        &[],
+    );
+    for (_, ct, pt) in &before {
+        let (st, body) = decrypt(&server.addr, ct);
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(&field(&body, &["Plaintext"]), pt);
+    }
+    drop(server);
+    // The restored database keeps its root key check: another root key is refused.
+    let wrong = tmp.path().join("wrong.key");
+    std::fs::write(&wrong, [4u8; 32]).unwrap();
+    let err = Ops::try_start(
+        &tmp.path().join("c"),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &restored_url,
+            "--root-key-file",
+            wrong.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .err()
+    .unwrap();
+    assert!(err.contains("does not open"), "{err}");
+    drop(pg);
+}

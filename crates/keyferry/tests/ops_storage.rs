@@ -53,7 +53,7 @@ fn run_client(addr: String, n: usize, stop: Arc<AtomicBool>, load: Arc<Mutex<Loa
         i += 1;
         let started = Instant::now();
         // Mostly CreateKey (always a write), and Encrypt under a key this client made.
-        let (op, body) = if i % 3 == 0 && !own.is_empty() {
+        let (op, body) = if i.is_multiple_of(3) && !own.is_empty() {
             let pt = base64::Engine::encode(
                 &base64::engine::general_purpose::STANDARD,
                 format!("client {n} message {i}"),
@@ -301,7 +301,7 @@ fn two_nodes_contending_on_one_key_never_answer_500() {
                             "UpdateKeyDescription",
                             format!(r#"{{"KeyId":"{key}","Description":"client {n} #{i}"}}"#),
                         ),
-                        2 if i % 2 == 0 => {
+                        2 if i.is_multiple_of(2) => {
                             ("EnableKeyRotation", format!(r#"{{"KeyId":"{key}"}}"#))
                         }
                         2 => ("DisableKeyRotation", format!(r#"{{"KeyId":"{key}"}}"#)),
