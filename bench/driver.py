@@ -2,7 +2,10 @@
 """Keyferry side-by-side benchmark driver (started by bench/run.sh).
 
 Starts on loopback, in one run: `keyferry serve` (release build), `moto_server`, and the
-trivial axum server `examples/ceiling.rs`; signs each operation's request once per target with
+trivial axum server `examples/ceiling.rs`; and the TLS pair: `ceiling-tls` (the same trivial
+server behind the same rustls configuration as Keyferry's) and `keyferry-tls` (`keyferry serve
+--tls-cert/--tls-key`), both loaded by wrk over https with keep-alive (one handshake per
+connection), with a P-256 certificate made by openssl; signs each operation's request once per target with
 botocore's SigV4 signer (valid for 5 minutes, so it is re-signed before every wrk run) and
 replays it with wrk through a generated Lua script; interleaves targets and rounds; prints a
 Markdown report (requests/s, p50/p99 latency, ratios, targets met or not) and writes JSON.
@@ -36,7 +39,9 @@ from botocore.credentials import Credentials
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
-TARGETS = ("ceiling", "keyferry", "keyferry-authz", "moto")
+TARGETS = ("ceiling", "keyferry", "keyferry-authz", "moto", "ceiling-tls", "keyferry-tls")
+# The baseline each target's "vs ceiling" ratio is taken against.
+BASELINE = {"keyferry-tls": "ceiling-tls"}
 ACCESS_KEY = "AKIAKEYFERRYDEV00001"
 SECRET_KEY = "keyferry-development-secret-not-for-production"
 REGION = "us-east-1"
@@ -229,8 +234,9 @@ def run_wrk(args, workdir, name, port, op, body_obj, connections=None, threads=N
     c = connections or args.connections
     t = threads or args.threads
     d = duration or args.duration
+    scheme = "https" if name.endswith("-tls") else "http"  # wrk keeps TLS connections alive too
     argv = ["wrk", "-t", str(t), "-c", str(c), "-d", f"{d}s", "--timeout", f"{timeout_s}s",
-            "-s", script, f"http://127.0.0.1:{port}/"]
+            "-s", script, f"{scheme}://127.0.0.1:{port}/"]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0
     deadline = time.monotonic() + d + timeout_s + 30
@@ -251,7 +257,7 @@ def run_wrk(args, workdir, name, port, op, body_obj, connections=None, threads=N
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
     r["errors"] = r["connect"] + r["read"] + r["write"] + r["status"] + r["timeout"]
     r["peak_rss_kib"] = peak
-    log(f"{op:<22} {name:<9} {r['rps']:>10.0f} req/s  p50 {r['p50_us']/1000:.2f} ms  "
+    log(f"{op:<22} {name:<12} {r['rps']:>10.0f} req/s  p50 {r['p50_us']/1000:.2f} ms  "
         f"p99 {r['p99_us']/1000:.2f} ms  errors {r['errors']}")
     return r
 
@@ -280,8 +286,10 @@ policies = ['''{{"Version":"2012-10-17","Statement":[
 """
 
 
-def start_keyferry(args, data_dir, port, pool_size=None, authz_dir=None):
+def start_keyferry(args, data_dir, port, pool_size=None, authz_dir=None, tls=None):
     argv = [args.keyferry, "serve", "--listen", f"127.0.0.1:{port}", "--data", data_dir]
+    if tls is not None:
+        argv += ["--tls-cert", tls[0], "--tls-key", tls[1]]
     if pool_size is not None:
         argv += ["--wrapping-pool-size", str(pool_size)]
     if authz_dir is not None:
@@ -335,11 +343,22 @@ def measure_startup(args, base):
     return {"first_answer_ms": times, "idle_rss_kib_default": idle}
 
 
-def setup_keys(port, with_import):
+def make_tls_cert(base):
+    """A self-signed P-256 certificate for 127.0.0.1 (its own CA): (cert.pem, key.pem)."""
+    cert, key = os.path.join(base, "tls-cert.pem"), os.path.join(base, "tls-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def setup_keys(port, with_import, ca=None):
+    """Keys for the load; `ca`: the server speaks TLS with a certificate issued by this CA file."""
     kms = boto3.client(
-        "kms", endpoint_url=f"http://127.0.0.1:{port}", region_name=REGION,
+        "kms", endpoint_url=f"{'https' if ca else 'http'}://127.0.0.1:{port}", region_name=REGION,
         aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
-        config=Config(retries={"max_attempts": 1}),
+        config=Config(retries={"max_attempts": 1}), verify=ca if ca else None,
     )
     sym = kms.create_key(Description="bench symmetric")["KeyMetadata"]["KeyId"]
     ecc = kms.create_key(KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"]
@@ -530,15 +549,17 @@ def report(res):
     L.append("| Operation | Target | req/s | p50 ms | p99 ms | errors | vs ceiling | vs moto |")
     L.append("|---|---|---:|---:|---:|---:|---:|---:|")
     for op, per in res["ops"].items():
-        ceil = med(per["ceiling"], "rps") if per.get("ceiling") else None
         moto = med(per["moto"], "rps") if per.get("moto") else None
         for tgt in TARGETS:
             rs = per.get(tgt)
             if not rs:
                 continue
+            base_tgt = BASELINE.get(tgt, "ceiling")
+            ceil = med(per[base_tgt], "rps") if per.get(base_tgt) else None
             rps = med(rs, "rps")
             errs = sum(r["errors"] for r in rs)
-            vc = f"{rps / ceil * 100:.0f} %" if ceil and tgt != "ceiling" else ""
+            vc = (f"{rps / ceil * 100:.0f} %{' of ceiling-tls' if base_tgt != 'ceiling' else ''}"
+                  if ceil and not tgt.startswith("ceiling") else "")
             vm = f"{rps / moto:.0f}×" if moto and tgt.startswith("keyferry") else ""
             L.append(f"| {op} | {tgt} | {rps:,.0f} | {fmt_ms(med(rs, 'p50_us'))} | {fmt_ms(med(rs, 'p99_us'))} "
                      f"| {errs} | {vc} | {vm} |")
@@ -591,6 +612,14 @@ def targets(res):
     for op in ("Encrypt", "Decrypt", "GenerateDataKey"):
         per = res["ops"].get(op)
         if not per:
+            continue
+        if per.get("keyferry-tls") and per.get("ceiling-tls"):
+            kt, ct = med(per["keyferry-tls"], "rps"), med(per["ceiling-tls"], "rps")
+            terrs = sum(r["errors"] for r in per["keyferry-tls"])
+            out.append({"name": f"{op} over TLS (keep-alive) ≥ 50 % of the TLS ceiling, no errors",
+                        "met": kt >= 0.5 * ct and terrs == 0,
+                        "detail": f"{kt / ct * 100:.0f} % ({kt:,.0f} vs {ct:,.0f} req/s), {terrs} errors"})
+        if not per.get("keyferry"):
             continue
         k = med(per["keyferry"], "rps")
         c = med(per["ceiling"], "rps")
@@ -667,7 +696,10 @@ def main():
     ap.add_argument("--json", default=None, help="write raw results here")
     ap.add_argument("--markdown", default=None, help="write the report here too")
     args = ap.parse_args()
-    selected = [t for t in TARGETS if t in args.targets.split(",") or t == "ceiling"]
+    chosen = args.targets.split(",")
+    # The ceiling is always started (the ratios need it), and ceiling-tls with keyferry-tls.
+    selected = [t for t in TARGETS if t in chosen or t == "ceiling"
+                or (t == "ceiling-tls" and "keyferry-tls" in chosen)]
     for tool in ("wrk", "openssl") + (("moto_server",) if "moto" in selected else ()):
         if not shutil.which(tool):
             sys.exit(f"bench: {tool} is not on PATH")
@@ -719,6 +751,25 @@ def main():
             ports["keyferry-authz"] = aport
             creds["keyferry-authz"] = AUTHZ_USER
             wait_idle(kfa.pid, timeout=300)
+        if "ceiling-tls" in selected or "keyferry-tls" in selected:
+            tls = make_tls_cert(base)
+        if "ceiling-tls" in selected:
+            ctport = free_port()
+            ctls = Proc("ceiling-tls", [args.ceiling, f"127.0.0.1:{ctport}", "--tls-cert", tls[0],
+                                        "--tls-key", tls[1]], ready_pattern=r"listening on https://")
+            procs.append(ctls)
+            ctls.wait_line()
+            ports["ceiling-tls"] = ctport
+            bodies["ceiling-tls"] = bodies["keyferry"]
+        if "keyferry-tls" in selected:
+            ktport = free_port()
+            # No wrapping-key pool: the operations measured here never use it.
+            kft = start_keyferry(args, os.path.join(base, "tls-data"), ktport, pool_size=0, tls=tls)
+            procs.append(kft)
+            kft.wait_line()
+            ports["keyferry-tls"] = ktport
+            bodies["keyferry-tls"] = op_bodies(setup_keys(ktport, with_import=False, ca=tls[0]))
+            wait_idle(kft.pid, timeout=300)
         log("waiting for the wrapping-key pool to fill (keyferry idle)")
         wait_idle(kf.pid, timeout=300)
         res["rss"] = {"idle_kib": rss_kib(kf.pid), "peak_kib": 0}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Keyferry side-by-side benchmark: keyferry serve vs moto_server vs a trivial axum server
-# (the ceiling), all on loopback, driven by wrk. Not part of the test suite.
+# (the ceiling), and over TLS keyferry-tls vs ceiling-tls (the same trivial server behind the same
+# rustls configuration), all on loopback, driven by wrk. Not part of the test suite.
 #
 #   bench/run.sh [driver options]      e.g. bench/run.sh --rounds 1 --duration 5
 #

@@ -435,6 +435,9 @@ impl Kms {
         if let Some(tokens) = ask.grant_tokens {
             self.check_grant_tokens(tokens)?;
         }
+        self.cache_stats
+            .compiled_policies
+            .record(rec.policy_is_compiled());
         let compiled = rec.compiled_policy();
         let p = &ctx.principal;
         let same_account = p.account == rec.account;

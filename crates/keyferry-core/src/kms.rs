@@ -90,6 +90,8 @@ pub struct Kms {
     pub(crate) grants: crate::ops::GrantState,
     /// Last cryptographic use per key, flushed to the store every second (`ops/usage.rs`).
     pub(crate) usage: crate::ops::UsageTracker,
+    /// Hit and miss counters of the caches above (and of the wrapping-key pool), for `/metrics`.
+    pub(crate) cache_stats: crate::stats::CacheStats,
 }
 
 const UNSEALED_CACHE_MAX: usize = 10_000;
@@ -129,11 +131,17 @@ impl Kms {
             write_locks: (0..WRITE_LOCK_SHARDS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            cache_stats: crate::stats::CacheStats::default(),
         })
     }
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Hit and miss counters of this node's caches.
+    pub fn cache_stats(&self) -> &crate::stats::CacheStats {
+        &self.cache_stats
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
@@ -213,6 +221,7 @@ impl Kms {
             .get(&cache_key)
             .filter(|(_, at)| at.elapsed() < self.cfg.cache_ttl)
             .map(|(target, _)| target.clone());
+        self.cache_stats.aliases.record(cached.is_some());
         if let Some(target) = cached {
             return Ok(target);
         }
@@ -295,6 +304,7 @@ impl Kms {
                 .filter(|c| c.fetched.elapsed() < self.cfg.cache_ttl)
                 .map(|c| c.rec.clone())
         };
+        self.cache_stats.key_records.record(cached.is_some());
         let rec = match cached {
             Some(rec) => rec,
             None => {
@@ -509,8 +519,10 @@ impl Kms {
             .map_err(|_| poisoned())?
             .get(&cache_key)
         {
+            self.cache_stats.material.record(true);
             return Ok(u.clone());
         }
+        self.cache_stats.material.record(false);
         let sealed = m
             .sealed
             .as_ref()

@@ -16,9 +16,11 @@ mod ops;
 pub mod pool;
 pub mod record;
 pub mod reseal;
+mod stats;
 mod status;
 pub mod store;
 
 pub use context::{Directory, Principal, PrincipalKind, RequestContext};
 pub use error::KmsError;
 pub use kms::{Config, Kms};
+pub use stats::{CacheStats, HitMiss};

@@ -78,6 +78,11 @@ impl KeyRecord {
             .clone()
     }
 
+    /// Whether [`KeyRecord::compiled_policy`] has been compiled already (for cache metrics).
+    pub fn policy_is_compiled(&self) -> bool {
+        self.compiled.get().is_some()
+    }
+
     pub fn arn(&self) -> String {
         key_arn(&self.region, &self.account, &self.key_id)
     }

@@ -7,6 +7,12 @@
 //!
 //! Usage: `cargo run --release -p keyferry-server --example ceiling -- 127.0.0.1:PORT`
 //! (loopback only). Prints `ceiling: listening on http://ADDR` once it accepts connections.
+//!
+//! With `--tls-cert CERT.pem --tls-key KEY.pem` after the address it is the TLS ceiling
+//! (`ceiling-tls` in `bench/run.sh`): the same answer behind the same rustls configuration as
+//! `keyferry serve --tls-cert/--tls-key` (`keyferry_server::tls::TlsState`, aws-lc-rs), on a
+//! hyper HTTP/1.1 keep-alive connection with TCP_NODELAY as Keyferry's listener sets them, and
+//! prints `ceiling: listening on https://ADDR`.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -15,6 +21,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use keyferry_server::tls::{TlsPaths, TlsState};
 
 /// The fixed answer, about the size of a KMS Encrypt response header part.
 const ANSWER: &str = r#"{"KeyId":"arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000000","EncryptionAlgorithm":"SYMMETRIC_DEFAULT"}"#;
@@ -25,10 +32,67 @@ async fn answer(body: Bytes) -> impl IntoResponse {
     ([(CONTENT_TYPE, "application/x-amz-json-1.1")], ANSWER)
 }
 
+/// Accept TLS connections and serve `app` on each, HTTP/1.1 with keep-alive.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    tls: TlsState,
+) -> std::io::Result<()> {
+    use tower::ServiceExt;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.keep_alive(true);
+    let http = std::sync::Arc::new(http);
+    loop {
+        let (tcp, _) = listener.accept().await?;
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, app, http) = (acceptor.clone(), app.clone(), http.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return;
+            };
+            let svc = hyper::service::service_fn(
+                move |req: axum::http::Request<hyper::body::Incoming>| {
+                    app.clone().oneshot(req.map(axum::body::Body::new))
+                },
+            );
+            let _ = http
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
 fn main() -> ExitCode {
-    let arg = std::env::args()
-        .nth(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = args
+        .first()
+        .cloned()
         .unwrap_or_else(|| "127.0.0.1:4600".to_owned());
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(std::path::PathBuf::from)
+    };
+    let tls = match (flag("--tls-cert"), flag("--tls-key")) {
+        (Some(cert), Some(key)) => match TlsState::load(TlsPaths {
+            cert,
+            key,
+            client_ca: None,
+        }) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("ceiling: {e:#}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => None,
+        _ => {
+            eprintln!("ceiling: --tls-cert and --tls-key go together");
+            return ExitCode::from(2);
+        }
+    };
     let addr: SocketAddr = match arg.parse() {
         Ok(a) => a,
         Err(e) => {
@@ -53,8 +117,16 @@ fn main() -> ExitCode {
     let result: std::io::Result<()> = runtime.block_on(async move {
         let app = Router::new().fallback(answer);
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        println!("ceiling: listening on http://{}", listener.local_addr()?);
-        axum::serve(listener, app).await
+        match tls {
+            Some(tls) => {
+                println!("ceiling: listening on https://{}", listener.local_addr()?);
+                serve_tls(listener, app, tls).await
+            }
+            None => {
+                println!("ceiling: listening on http://{}", listener.local_addr()?);
+                axum::serve(listener, app).await
+            }
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -89,10 +89,49 @@ async fn metrics(State(st): State<Arc<AdminState>>) -> Response {
                 )
             }),
     );
+    let mut body = st.metrics.render(&gauges);
+    cache_counters(&mut body, &st.kms.cache_stats().snapshot());
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        st.metrics.render(&gauges),
+        body,
     )
         .into_response()
+}
+
+/// `keyferry_cache_hits_total{cache}` and `keyferry_cache_misses_total{cache}` from the
+/// (cache, hits, misses) rows of `Kms::cache_stats` (the hit rate is hits / (hits + misses)).
+fn cache_counters(out: &mut String, rows: &[(&str, u64, u64)]) {
+    use std::fmt::Write;
+    for (name, help, pick) in [
+        (
+            "keyferry_cache_hits_total",
+            "Lookups answered from a per-node cache (key_record, alias, key_material, compiled_policy, grants, import_token, wrapping_key_pool).",
+            0,
+        ),
+        (
+            "keyferry_cache_misses_total",
+            "Lookups a per-node cache could not answer (read from storage, unsealed, compiled, parsed or generated instead).",
+            1,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (cache, hits, misses) in rows {
+            let v = if pick == 0 { hits } else { misses };
+            let _ = writeln!(out, "{name}{{cache=\"{cache}\"}} {v}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cache_counters_in_exposition_format() {
+        let mut out = String::new();
+        super::cache_counters(&mut out, &[("key_record", 3, 1), ("alias", 0, 2)]);
+        assert!(out.contains("# TYPE keyferry_cache_hits_total counter\n"));
+        assert!(out.contains("keyferry_cache_hits_total{cache=\"key_record\"} 3\n"));
+        assert!(out.contains("keyferry_cache_misses_total{cache=\"key_record\"} 1\n"));
+        assert!(out.contains("keyferry_cache_misses_total{cache=\"alias\"} 2\n"));
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod backup;
 pub mod config;
 pub mod console;
 pub mod error;

@@ -17,6 +17,7 @@
 //! answer in time (see [`StoreOptions`]): pool acquire (including connecting), PostgreSQL's
 //! `statement_timeout`, and a client-side deadline that also covers a frozen server.
 
+mod backup;
 mod error;
 mod imp;
 mod location;
@@ -28,6 +29,7 @@ mod sqlite;
 
 use std::sync::Arc;
 
+pub use backup::{SqliteBackupInfo, backup_sqlite, inspect_sqlite};
 pub use keyferry_core::store::{AliasRow, GrantRow, KeyUsageRow, Store, StoreError, StoredKey};
 pub use location::{StoreLocation, redact_url};
 pub use options::StoreOptions;

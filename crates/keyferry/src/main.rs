@@ -1,6 +1,8 @@
 //! `keyferry`: the KMS server (`serve`) and the bring-your-own-key client, in one binary.
 //! This file only parses the command line and hands over; the work is in the library crates.
 
+mod admin;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -35,6 +37,8 @@ enum Command {
     KeepAlive(Box<keyferry_byok::cli::KeepAliveArgs>),
     /// The whole bring-your-own-key walk-through on a throwaway local server, nothing to install.
     Demo,
+    /// Operator's tools: backup and restore of the SQLite store.
+    Admin(Box<admin::AdminArgs>),
 }
 
 const SERVE_ENV_HELP: &str = "\
@@ -211,6 +215,7 @@ fn main() -> ExitCode {
                 keyferry_byok::cli::run_keep_alive(*args).await,
             )),
             Command::Demo => Ok(ExitCode::from(keyferry_byok::demo::run_demo().await)),
+            Command::Admin(args) => admin::run(*args).await,
         }
     });
     // Do not wait for background work (the wrapping-key pool, idle tasks) after shutdown.

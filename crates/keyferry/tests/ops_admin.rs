@@ -74,6 +74,94 @@ fn health_readiness_and_metrics_on_the_admin_listener() {
     }
     // An unauthenticated caller cannot invent label values.
     assert!(!m.contains("RandomLabelXyz"));
+
+    // Cache hit rates: a key used twice is served from the record, policy and material caches
+    // the second time; an import takes a ready wrapping key from the pool.
+    let before = cache_counts(&m);
+    let (st, body) = roundtrip(&addr, &signed_raw(&addr, "CreateKey", "{}"));
+    assert_eq!(st, 200, "{body}");
+    let key = json_str(&body, "KeyId");
+    for _ in 0..2 {
+        let (st, body) = roundtrip(
+            &addr,
+            &signed_raw(
+                &addr,
+                "Encrypt",
+                &format!(r#"{{"KeyId":"{key}","Plaintext":"aGVsbG8="}}"#),
+            ),
+        );
+        assert_eq!(st, 200, "{body}");
+    }
+    let (st, body) = roundtrip(
+        &addr,
+        &signed_raw(&addr, "CreateKey", r#"{"Origin":"EXTERNAL"}"#),
+    );
+    assert_eq!(st, 200, "{body}");
+    let ext = json_str(&body, "KeyId");
+    let (st, body) = roundtrip(
+        &addr,
+        &signed_raw(
+            &addr,
+            "GetParametersForImport",
+            &format!(
+                r#"{{"KeyId":"{ext}","WrappingAlgorithm":"RSAES_OAEP_SHA_256","WrappingKeySpec":"RSA_2048"}}"#
+            ),
+        ),
+    );
+    assert_eq!(st, 200, "{body}");
+    let (_, m) = admin_get(&admin, "/metrics");
+    for needle in [
+        "# TYPE keyferry_cache_hits_total counter",
+        "# TYPE keyferry_cache_misses_total counter",
+    ] {
+        assert!(m.contains(needle), "metrics lack {needle:?}:\n{m}");
+    }
+    let after = cache_counts(&m);
+    let delta = |cache: &str| {
+        let (h0, m0) = before.get(cache).copied().unwrap_or_default();
+        let (h1, m1) = after
+            .get(cache)
+            .copied()
+            .unwrap_or_else(|| panic!("no counters for cache {cache}:\n{m}"));
+        (h1 - h0, m1 - m0)
+    };
+    // The second Encrypt: record, compiled policy and opened material all from the cache.
+    for cache in ["key_record", "compiled_policy"] {
+        let (hits, _) = delta(cache);
+        assert!(hits >= 1, "{cache}: no hit\n{m}");
+    }
+    // The first Encrypt opened the material (miss), the second used it (hit).
+    assert_eq!(delta("key_material"), (1, 1), "{m}");
+    assert_eq!(delta("wrapping_key_pool"), (1, 0), "{m}");
+    assert_eq!(delta("import_token"), (0, 0), "{m}");
+}
+
+/// `cache → (hits, misses)` from a /metrics text.
+fn cache_counts(m: &str) -> std::collections::HashMap<String, (u64, u64)> {
+    let mut out = std::collections::HashMap::<String, (u64, u64)>::new();
+    for line in m.lines() {
+        for (prefix, hit) in [
+            ("keyferry_cache_hits_total{cache=\"", true),
+            ("keyferry_cache_misses_total{cache=\"", false),
+        ] {
+            if let Some(rest) = line.strip_prefix(prefix) {
+                let (name, value) = rest.split_once("\"} ").unwrap();
+                let v: u64 = value.parse().unwrap();
+                let e = out.entry(name.to_owned()).or_default();
+                if hit {
+                    e.0 = v;
+                } else {
+                    e.1 = v;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn json_str(body: &str, member: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    v["KeyMetadata"][member].as_str().unwrap().to_owned()
 }
 
 #[test]

@@ -362,8 +362,10 @@ impl Kms {
             && let Some((at, grants)) = map.get(&cache_key)
             && at.elapsed() < self.cfg.cache_ttl
         {
+            self.cache_stats.grants.record(true);
             return Ok(grants.clone());
         }
+        self.cache_stats.grants.record(false);
         let rows = self.store.grants_for_grantee(key_id, grantee).await?;
         let grants = Arc::new(
             rows.into_iter()

@@ -119,10 +119,14 @@ impl Kms {
         check_wrapping(&rec, req.wrapping_algorithm, req.wrapping_key_spec)?;
         // Reuse of a wrapping key is confined to one caller identity (`pool.rs`).
         let scope = format!("{}\n{}\n{}", cx.principal.arn, cx.region, cx.account());
-        let (wrapping, _) = self
+        let (wrapping, source) = self
             .pool
             .take(&scope, req.wrapping_key_spec, req.wrapping_algorithm)
             .await?;
+        // A hit is a pair that was ready (fresh or reused); a miss waited for a generation.
+        self.cache_stats
+            .wrapping_pool
+            .record(!matches!(source, crate::pool::Source::Generated));
         let public = wrapping.public_key_der();
         let now = self.now_ms();
         let expires_ms = now + PARAMETERS_VALID_MS;
@@ -239,6 +243,7 @@ impl Kms {
         let token_digest = TokenCache::digest(token_bytes.as_slice());
         let cached = self.tokens.get(&token_digest);
         let hit = cached.is_some();
+        self.cache_stats.import_tokens.record(hit);
         let opened = tokio::task::spawn_blocking(move || -> Result<_, KmsError> {
             let token = match cached {
                 Some(t) => t,

@@ -432,3 +432,164 @@ pub fn admin_get(admin: &str, path: &str) -> (u16, String) {
     let raw = format!("GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
     roundtrip(admin, raw.as_bytes())
 }
+
+fn pg_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-test.sh")
+}
+
+/// A PostgreSQL server of a test's own (`scripts/pg-test.sh` on a free port in a temporary
+/// directory), so that stopping or freezing it disturbs no other test. Resumed and stopped on
+/// drop, even when the test fails.
+pub struct OwnPg {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnPg {
+    /// Start one: (the server, its URL).
+    pub fn start() -> (OwnPg, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = OwnPg { dir, port };
+        let url = pg.start_again();
+        (pg, url)
+    }
+
+    /// Start it again after `stop` (same data, same port); returns its URL.
+    pub fn start_again(&self) -> String {
+        let out = Command::new(pg_script())
+            .arg("start")
+            .arg(self.dir.path())
+            .arg(self.port.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// `pg_ctl stop -m fast`: sessions are ended, new connections refused.
+    pub fn stop(&self) {
+        let status = Command::new(pg_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The postmaster and its children (backends, background workers).
+    fn pids(&self) -> Vec<String> {
+        let pid_file = self.dir.path().join("data/postmaster.pid");
+        let Ok(text) = std::fs::read_to_string(pid_file) else {
+            return Vec::new();
+        };
+        let postmaster = text.lines().next().unwrap_or_default().trim().to_owned();
+        let mut pids = vec![postmaster.clone()];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let Some(after_comm) = stat.rsplit_once(')').map(|(_, rest)| rest) else {
+                continue;
+            };
+            if after_comm.split_whitespace().nth(1) == Some(postmaster.as_str()) {
+                pids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        pids
+    }
+
+    /// Send `sig` (`-STOP`, `-CONT`) to the postmaster and all its children.
+    pub fn signal(&self, sig: &str) {
+        for pid in self.pids() {
+            let _ = Command::new("kill")
+                .arg(sig)
+                .arg(&pid)
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl Drop for OwnPg {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = Command::new(pg_script())
+            .arg("stop")
+            .arg(self.dir.path())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection for a load generator: one request at a time, reconnecting
+/// when the server closed it.
+pub struct Conn {
+    addr: String,
+    s: Option<std::net::TcpStream>,
+}
+
+impl Conn {
+    pub fn new(addr: &str) -> Conn {
+        Conn {
+            addr: addr.to_owned(),
+            s: None,
+        }
+    }
+
+    /// Send a signed request; (status, body). A connection the server closed is re-opened once.
+    pub fn call(&mut self, target: &str, body: &str) -> (u16, String) {
+        let raw = signed_raw(&self.addr, target, body);
+        for attempt in 0..2 {
+            if self.s.is_none() {
+                let s = std::net::TcpStream::connect(&self.addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+                s.set_nodelay(true).unwrap();
+                self.s = Some(s);
+            }
+            let s = self.s.as_mut().unwrap();
+            if s.write_all(&raw).is_ok()
+                && let Some(r) = try_read_response(s)
+            {
+                return r;
+            }
+            self.s = None;
+            assert!(attempt == 0, "{target}: connection lost twice");
+        }
+        unreachable!()
+    }
+}
+
+/// Like `read_response`, but `None` when the connection closes before a complete response.
+fn try_read_response(s: &mut impl Read) -> Option<(u16, String)> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    Some((status, String::from_utf8_lossy(&body).into_owned()))
+}
