@@ -13,6 +13,7 @@ mod listener;
 pub mod metrics;
 pub mod os;
 pub mod protocol;
+pub mod rotate;
 pub mod sts;
 pub mod tls;
 

@@ -35,6 +35,41 @@ enum Command {
     KeepAlive(Box<keyferry_byok::cli::KeepAliveArgs>),
     /// The whole bring-your-own-key walk-through on a throwaway local server, nothing to install.
     Demo,
+    /// Operator's tools for a server's database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Re-seal all key material under a new root key while the servers keep running (they take
+    /// the new key over from the database); idempotent, and resumable if interrupted.
+    RotateRootKey(RotateRootKeyArgs),
+}
+
+#[derive(clap::Args)]
+struct RotateRootKeyArgs {
+    /// The servers' data directory (SQLite database, default root key file).
+    #[arg(long, env = "KEYFERRY_DATA", default_value = "./keyferry-data")]
+    data: PathBuf,
+    /// PostgreSQL URL of the servers' shared database; default: SQLite in --data.
+    #[arg(long, env = "KEYFERRY_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// The current root key file (default: <data>/root.key); KEYFERRY_ROOT_KEY (64 hex digits)
+    /// overrides it.
+    #[arg(long, env = "KEYFERRY_ROOT_KEY_FILE")]
+    root_key_file: Option<PathBuf>,
+    /// The new root key file: read if it exists, else created with 32 random bytes (mode 0600).
+    /// KEYFERRY_NEW_ROOT_KEY (64 hex digits) overrides it.
+    #[arg(long, env = "KEYFERRY_NEW_ROOT_KEY_FILE")]
+    new_root_key_file: PathBuf,
+    /// How long to wait after publishing the new root key before re-sealing, so that every
+    /// running server seals new material under it (servers look once a second).
+    #[arg(long, default_value = "5s", value_parser = keyferry_server::limits::parse_duration)]
+    propagation_wait: Duration,
+    /// Re-seal at most N key records in this run, then stop (run again to continue).
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
 }
 
 const SERVE_ENV_HELP: &str = "\
@@ -189,6 +224,7 @@ fn main() -> ExitCode {
                 keyferry_byok::cli::run_keep_alive(*args).await,
             )),
             Command::Demo => Ok(ExitCode::from(keyferry_byok::demo::run_demo().await)),
+            Command::Admin(AdminCommand::RotateRootKey(args)) => rotate_root_key(args).await,
         }
     });
     // Do not wait for background work (the wrapping-key pool, idle tasks) after shutdown.
@@ -317,6 +353,22 @@ async fn resolve_listen(what: &str, s: &str) -> anyhow::Result<SocketAddr> {
         .or_else(|| addrs.first())
         .copied()
         .ok_or_else(|| anyhow::anyhow!("{what} {s:?}: the name resolves to no address"))
+}
+
+async fn rotate_root_key(args: RotateRootKeyArgs) -> anyhow::Result<ExitCode> {
+    let outcome = keyferry_server::rotate::run(keyferry_server::rotate::RotateConfig {
+        data_dir: args.data,
+        database_url: args.database_url.map(RedactedUrl),
+        root_key_file: args.root_key_file,
+        new_root_key_file: args.new_root_key_file,
+        propagation_wait: args.propagation_wait,
+        limit: args.limit,
+    })
+    .await?;
+    Ok(match outcome {
+        keyferry_server::rotate::RotateOutcome::Stopped { .. } => ExitCode::from(3),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
