@@ -122,10 +122,11 @@ impl Kms {
                 self.adopt_next_root_key().await?;
                 return Ok(RootKeyCheck::Matches);
             }
-            if let Some(next) = self.store.get_meta(NEXT_NAME).await? {
-                if next.len() > CHECK_LEN && opens(root, &next[..CHECK_LEN]) {
-                    return Ok(RootKeyCheck::RotationTarget);
-                }
+            if let Some(next) = self.store.get_meta(NEXT_NAME).await?
+                && next.len() > CHECK_LEN
+                && opens(root, &next[..CHECK_LEN])
+            {
+                return Ok(RootKeyCheck::RotationTarget);
             }
             return Ok(RootKeyCheck::Mismatch { key_id: None });
         }
