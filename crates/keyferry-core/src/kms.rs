@@ -74,7 +74,11 @@ pub struct Kms {
     pub(crate) cfg: Config,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
-    material_key: RootKey,
+    /// The subkeys material is sealed under (`reseal.rs`): new material under `current`; during
+    /// and after a root-key rotation this node also opens material under `previous`.
+    pub(crate) material_keys: RwLock<crate::reseal::MaterialKeys>,
+    /// Opens the new root key a rotation publishes in the database (`reseal.rs`).
+    pub(crate) next_wrap: RootKey,
     pub(crate) token_key: Arc<RootKey>,
     pub(crate) pool: WrappingKeyPool,
     /// Import tokens issued or opened here, parsed (see `import_token::TokenCache`).
@@ -116,7 +120,8 @@ impl Kms {
             max_tokens: cfg.wrapping_key_max_tokens,
         });
         Arc::new(Kms {
-            material_key: root.derive("keyferry/key-material/v1"),
+            material_keys: RwLock::new(crate::reseal::MaterialKeys::new(root)),
+            next_wrap: crate::reseal::next_wrap_key(root),
             token_key: Arc::new(root.derive("keyferry/import-token/v1")),
             grants: crate::ops::GrantState::new(root),
             cfg,
@@ -476,6 +481,9 @@ impl Kms {
                 if let Err(e) = kms.sweep().await {
                     tracing::warn!(error = %e, "sweeper failed");
                 }
+                if let Err(e) = kms.adopt_next_root_key().await {
+                    tracing::warn!(error = %e, "cannot read the root-key rotation state");
+                }
             }
         });
         self.pool.start();
@@ -483,7 +491,7 @@ impl Kms {
 
     // ---- material -------------------------------------------------------------------------
 
-    fn material_aad(key_id: &str, material_id: &str) -> Vec<u8> {
+    pub(crate) fn material_aad(key_id: &str, material_id: &str) -> Vec<u8> {
         let mut aad = Vec::with_capacity(key_id.len() + 1 + material_id.len());
         aad.extend_from_slice(key_id.as_bytes());
         aad.push(0);
@@ -499,7 +507,10 @@ impl Kms {
     ) -> Result<(String, Vec<u8>), KmsError> {
         let id = hex::encode(material::material_id(key_id, canonical));
         let sealed = self
-            .material_key
+            .material_keys
+            .read()
+            .map_err(|_| poisoned())?
+            .current
             .seal(canonical, &Self::material_aad(key_id, &id))
             .map_err(|e| KmsError::Internal(format!("seal material: {e}")))?;
         Ok((id, sealed))
@@ -528,9 +539,11 @@ impl Kms {
             .as_ref()
             .ok_or_else(|| KmsError::Internal("material is not present".into()))?;
         let plain = self
-            .material_key
+            .material_keys
+            .read()
+            .map_err(|_| poisoned())?
             .open(sealed, &Self::material_aad(&rec.key_id, &m.id))
-            .map_err(|_| {
+            .ok_or_else(|| {
                 KmsError::Internal(format!("cannot open material of key {}", rec.key_id))
             })?;
         let u = match rec.key_spec {

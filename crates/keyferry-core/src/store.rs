@@ -143,6 +143,10 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, StoreError>;
+    /// Ids of the keys of every account and Region in ascending order, strictly after
+    /// `after`, at most `limit` (the root-key rotation walks them all).
+    async fn all_key_ids(&self, after: Option<&str>, limit: u32)
+    -> Result<Vec<String>, StoreError>;
     /// Ids of keys (of every account and Region) whose `due_ms <= now_ms`, earliest first, at
     /// most `limit`.
     async fn due_key_ids(&self, now_ms: i64, limit: u32) -> Result<Vec<String>, StoreError>;
@@ -250,4 +254,6 @@ pub trait Store: Send + Sync + 'static {
     async fn put_meta_if_absent(&self, name: &str, value: &[u8]) -> Result<bool, StoreError>;
     /// Store `value` under `name`, replacing any previous value.
     async fn set_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError>;
+    /// Remove `name`; `true` if it was there.
+    async fn delete_meta(&self, name: &str) -> Result<bool, StoreError>;
 }

@@ -217,7 +217,7 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let store = keyferry_store::open_store_with(&database, &cfg.store_options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open storage: {e}"))?;
-    let (root, root_source) = match load_root_key(&root_path)? {
+    let (root, root_source) = match load_root_key("KEYFERRY_ROOT_KEY", &root_path)? {
         Some(r) => r,
         None => {
             // Never a new root key for a database that already has one: its material would
@@ -270,7 +270,15 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         bail!(
             "the root key from {root_source} does not open {what} in {shown_db}: \
              it is not the root key this database was sealed with. Start with the database's own root key \
-             (restore it from backup, or use the same --root-key-file / KEYFERRY_ROOT_KEY as the other nodes of this database)."
+             (restore it from backup, or use the same --root-key-file / KEYFERRY_ROOT_KEY as the other nodes of this database; \
+             after `keyferry admin rotate-root-key`, that is the new root key)."
+        );
+    }
+    if check == RootKeyCheck::RotationTarget {
+        bail!(
+            "the root key from {root_source} is the new root key of a rotation still under way on {shown_db}: \
+             until `keyferry admin rotate-root-key` has finished, start servers with the current root key \
+             (they take over the new one by themselves)."
         );
     }
     tracing::info!(root_key = %root_source, check = ?check, "root key checked against the database");
@@ -330,16 +338,18 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Read the root key: `KEYFERRY_ROOT_KEY` (64 hex digits), else the file (32 raw bytes).
-/// `None`: neither is there. The second value says where the key came from (for messages).
-fn load_root_key(path: &Path) -> anyhow::Result<Option<(RootKey, String)>> {
-    if let Ok(hexkey) = std::env::var("KEYFERRY_ROOT_KEY") {
+/// Read a root key: the variable `env` (64 hex digits, e.g. `KEYFERRY_ROOT_KEY`), else the
+/// file (32 raw bytes). `None`: neither is there. The second value says where the key came
+/// from (for messages).
+pub(crate) fn load_root_key(env: &str, path: &Path) -> anyhow::Result<Option<(RootKey, String)>> {
+    if let Ok(hexkey) = std::env::var(env) {
+        let hexkey = Zeroizing::new(hexkey);
         let bytes = Zeroizing::new(
-            hex::decode(hexkey.trim()).context("KEYFERRY_ROOT_KEY must be 64 hex digits")?,
+            hex::decode(hexkey.trim()).with_context(|| format!("{env} must be 64 hex digits"))?,
         );
         let key = RootKey::from_bytes(&bytes)
-            .map_err(|_| anyhow::anyhow!("KEYFERRY_ROOT_KEY must be 64 hex digits"))?;
-        return Ok(Some((key, "KEYFERRY_ROOT_KEY".to_owned())));
+            .map_err(|_| anyhow::anyhow!("{env} must be 64 hex digits"))?;
+        return Ok(Some((key, env.to_owned())));
     }
     match std::fs::read(path) {
         Ok(bytes) => {
@@ -358,7 +368,7 @@ fn load_root_key(path: &Path) -> anyhow::Result<Option<(RootKey, String)>> {
 }
 
 /// Create a new root key file with mode 0600 (never overwriting one).
-fn create_root_key(path: &Path) -> anyhow::Result<RootKey> {
+pub(crate) fn create_root_key(path: &Path) -> anyhow::Result<RootKey> {
     let fresh = RootKey::generate();
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

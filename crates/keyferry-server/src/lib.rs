@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod os;
 pub mod protocol;
 pub mod quotas;
+pub mod rotate;
 pub mod sts;
 pub mod tls;
 

@@ -242,6 +242,16 @@ macro_rules! impl_store {
                 Ok(rows.into_iter().map(|(id,)| id).collect())
             }
 
+            async fn all_key_ids(
+                &self,
+                after: Option<&str>,
+                limit: u32,
+            ) -> Result<Vec<String>, StoreError> {
+                let q = query_as!(sql::ALL_KEY_IDS, after, i64::from(limit));
+                let rows: Vec<(String,)> = self.rows(q).await?;
+                Ok(rows.into_iter().map(|(id,)| id).collect())
+            }
+
             async fn due_key_ids(
                 &self,
                 now_ms: i64,
@@ -442,6 +452,10 @@ macro_rules! impl_store {
                 self.write(query!(sql::SET_META, name, value))
                     .await
                     .map(drop)
+            }
+
+            async fn delete_meta(&self, name: &str) -> Result<bool, StoreError> {
+                Ok(self.write(query!(sql::DELETE_META, name)).await? == 1)
             }
         }
     };

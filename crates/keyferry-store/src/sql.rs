@@ -25,6 +25,8 @@ pub(crate) const DELETE_KEY: &[&str] = &[
 ];
 pub(crate) const LIST_KEY_IDS: &str = "SELECT key_id FROM keys \
      WHERE account = $1 AND region = $2 AND key_id > COALESCE($3, '') ORDER BY key_id LIMIT $4";
+pub(crate) const ALL_KEY_IDS: &str =
+    "SELECT key_id FROM keys WHERE key_id > COALESCE($1, '') ORDER BY key_id LIMIT $2";
 pub(crate) const DUE_KEY_IDS: &str = "SELECT key_id FROM keys \
      WHERE due_ms IS NOT NULL AND due_ms <= $1 ORDER BY due_ms, key_id LIMIT $2";
 
@@ -119,5 +121,6 @@ pub(crate) const GET_KEY_USAGE: &str = "SELECT key_id, operation, timestamp_ms, 
 pub(crate) const GET_META: &str = "SELECT value FROM meta WHERE name = $1";
 pub(crate) const PUT_META_IF_ABSENT: &str =
     "INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+pub(crate) const DELETE_META: &str = "DELETE FROM meta WHERE name = $1";
 pub(crate) const SET_META: &str = "INSERT INTO meta (name, value) VALUES ($1, $2) \
      ON CONFLICT (name) DO UPDATE SET value = excluded.value";

@@ -21,6 +21,9 @@ enum AdminCommand {
     /// Restore a backup into a fresh (missing or empty) data directory, after checking the
     /// copy and the root key against the root-key check value in it.
     Restore(RestoreArgs),
+    /// Re-seal all key material under a new root key while the servers keep running (they take
+    /// the new key over from the database); idempotent, and resumable if interrupted.
+    RotateRootKey(crate::RotateRootKeyArgs),
 }
 
 #[derive(clap::Args)]
@@ -60,6 +63,7 @@ struct RestoreArgs {
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
     match args.command {
+        AdminCommand::RotateRootKey(a) => crate::rotate_root_key(a).await,
         AdminCommand::Backup(a) => {
             let r = keyferry_server::backup::backup(
                 &a.data,

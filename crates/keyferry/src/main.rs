@@ -41,6 +41,31 @@ enum Command {
     Admin(Box<admin::AdminArgs>),
 }
 
+#[derive(clap::Args)]
+pub(crate) struct RotateRootKeyArgs {
+    /// The servers' data directory (SQLite database, default root key file).
+    #[arg(long, env = "KEYFERRY_DATA", default_value = "./keyferry-data")]
+    data: PathBuf,
+    /// PostgreSQL URL of the servers' shared database; default: SQLite in --data.
+    #[arg(long, env = "KEYFERRY_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// The current root key file (default: <data>/root.key); KEYFERRY_ROOT_KEY (64 hex digits)
+    /// overrides it.
+    #[arg(long, env = "KEYFERRY_ROOT_KEY_FILE")]
+    root_key_file: Option<PathBuf>,
+    /// The new root key file: read if it exists, else created with 32 random bytes (mode 0600).
+    /// KEYFERRY_NEW_ROOT_KEY (64 hex digits) overrides it.
+    #[arg(long, env = "KEYFERRY_NEW_ROOT_KEY_FILE")]
+    new_root_key_file: PathBuf,
+    /// How long to wait after publishing the new root key before re-sealing, so that every
+    /// running server seals new material under it (servers look once a second).
+    #[arg(long, default_value = "5s", value_parser = keyferry_server::limits::parse_duration)]
+    propagation_wait: Duration,
+    /// Re-seal at most N key records in this run, then stop (run again to continue).
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+}
+
 const SERVE_ENV_HELP: &str = "\
 Environment (besides the KEYFERRY_* variable shown for each option):
   KEYFERRY_ACCESS_KEY_ID, KEYFERRY_SECRET_ACCESS_KEY
@@ -344,6 +369,22 @@ async fn resolve_listen(what: &str, s: &str) -> anyhow::Result<SocketAddr> {
         .or_else(|| addrs.first())
         .copied()
         .ok_or_else(|| anyhow::anyhow!("{what} {s:?}: the name resolves to no address"))
+}
+
+pub(crate) async fn rotate_root_key(args: RotateRootKeyArgs) -> anyhow::Result<ExitCode> {
+    let outcome = keyferry_server::rotate::run(keyferry_server::rotate::RotateConfig {
+        data_dir: args.data,
+        database_url: args.database_url.map(RedactedUrl),
+        root_key_file: args.root_key_file,
+        new_root_key_file: args.new_root_key_file,
+        propagation_wait: args.propagation_wait,
+        limit: args.limit,
+    })
+    .await?;
+    Ok(match outcome {
+        keyferry_server::rotate::RotateOutcome::Stopped { .. } => ExitCode::from(3),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {

@@ -550,6 +550,16 @@ pub async fn scoped_by_account_and_region(s: &dyn Store) {
         s.list_key_ids(OTHER, WEST, Some("k-a"), 100).await.unwrap(),
         vec!["k-ow1"]
     );
+    // all_key_ids walks every scope in id order (the root-key rotation uses it).
+    assert_eq!(
+        s.all_key_ids(None, 100).await.unwrap(),
+        vec!["k-a1", "k-a2", "k-o1", "k-ow1", "k-w1"]
+    );
+    assert_eq!(
+        s.all_key_ids(Some("k-a2"), 2).await.unwrap(),
+        vec!["k-o1", "k-ow1"]
+    );
+    assert!(s.all_key_ids(Some("k-w1"), 2).await.unwrap().is_empty());
     assert!(
         s.list_key_ids("999999999999", REGION, None, 100)
             .await
@@ -922,6 +932,14 @@ pub async fn metadata(s: &dyn Store) {
     assert_eq!(
         s.get_meta("root-key-check").await.unwrap(),
         Some(b"replaced".to_vec())
+    );
+    // delete_meta removes one name, once.
+    assert!(s.delete_meta("root-key-check").await.unwrap());
+    assert!(!s.delete_meta("root-key-check").await.unwrap());
+    assert_eq!(s.get_meta("root-key-check").await.unwrap(), None);
+    assert_eq!(
+        s.get_meta("usage-tracking-start").await.unwrap(),
+        Some(Vec::new())
     );
     assert!(
         !s.put_meta_if_absent("usage-tracking-start", b"x")

@@ -21,6 +21,8 @@ pub fn keyferry() -> Command {
         "KEYFERRY_SECRET_ACCESS_KEY_FILE",
         "KEYFERRY_ROOT_KEY",
         "KEYFERRY_ROOT_KEY_FILE",
+        "KEYFERRY_NEW_ROOT_KEY",
+        "KEYFERRY_NEW_ROOT_KEY_FILE",
         "KEYFERRY_DATABASE_URL",
         "KEYFERRY_CONFIG",
         "KEYFERRY_LISTEN",
