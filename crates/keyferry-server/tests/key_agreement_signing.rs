@@ -87,6 +87,12 @@ async fn key_agreement_keys_as_aws_shows_them() {
         assert_eq!(resp["KeyAgreementAlgorithm"], "ECDH");
         assert_eq!(resp["KeyOrigin"], "AWS_KMS");
         assert!(resp.get("CiphertextForRecipient").is_none());
+        // The audit path records the use for GetKeyLastUsage.
+        let usage = api.call("GetKeyLastUsage", json!({"KeyId": id})).await;
+        assert_eq!(
+            usage["KeyLastUsage"]["Operation"], "DeriveSharedSecret",
+            "{usage}"
+        );
     }
     // Ed25519 and ML-DSA keys list their signing algorithms in AWS's order.
     for (spec, algs) in [
