@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README): every test tier, with a throwaway PostgreSQL on loopback so the
-# PostgreSQL backend is tested too. Needs: cargo, python3 with boto3/cryptography, the aws CLI,
+# PostgreSQL backend is tested too. Needs: cargo, python3 with boto3/cryptography/dilithium-py, the aws CLI,
 # openssl, postgresql, the PKCS#11 tokens of `KEYFERRY_WITH_KRYOPTIC=1 scripts/tokens/install.sh`
 # (SoftHSM2 + opensc, NSS softoken, openCryptoki, Kryoptic). `.ci/run` installs them on a fresh machine.
 set -euo pipefail

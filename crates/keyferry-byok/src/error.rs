@@ -123,7 +123,7 @@ impl From<keyferry_crypto::CryptoError> for Error {
         use keyferry_crypto::CryptoError as C;
         let kind = match &e {
             C::InvalidMaterial(_) => ErrorKind::Material,
-            C::Unsupported(_) => ErrorKind::Unsupported,
+            C::Unsupported(_) | C::NotImplemented(_) => ErrorKind::Unsupported,
             C::InvalidInput(_) => ErrorKind::Material,
             C::InvalidCiphertext | C::Internal => ErrorKind::Internal,
         };

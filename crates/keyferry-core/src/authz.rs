@@ -76,6 +76,8 @@ pub(crate) const VERIFY: Access = crypto("kms:Verify", "Verify");
 pub(crate) const GENERATE_MAC: Access = crypto("kms:GenerateMac", "GenerateMac");
 pub(crate) const VERIFY_MAC: Access = crypto("kms:VerifyMac", "VerifyMac");
 pub(crate) const GET_PUBLIC_KEY: Access = crypto("kms:GetPublicKey", "GetPublicKey");
+pub(crate) const DERIVE_SHARED_SECRET: Access =
+    crypto("kms:DeriveSharedSecret", "DeriveSharedSecret");
 pub(crate) const DESCRIBE_KEY: Access = crypto("kms:DescribeKey", "DescribeKey");
 pub(crate) const GET_KEY_ROTATION_STATUS: Access = Access {
     action: "kms:GetKeyRotationStatus",

@@ -1,6 +1,6 @@
-//! RSA and ECC private-key operations (signing; RSA encryption), the matching public-key
-//! operations (verify, encrypt), the algorithm lists AWS reports per key spec, and
-//! GenerateDataKeyPair.
+//! RSA, ECC, Ed25519 and ML-DSA private-key operations (signing; RSA encryption; ECDH key
+//! agreement), the matching public-key operations (verify, encrypt), the algorithm lists AWS
+//! reports per key spec, and GenerateDataKeyPair.
 //!
 //! Conventions, as in AWS KMS:
 //! - Public keys are X.509 SubjectPublicKeyInfo DER; private keys are PKCS#8 DER.
@@ -9,22 +9,35 @@
 //! - RSASSA-PSS uses MGF1 with the same hash and a salt as long as the hash.
 //! - ECDSA signatures are DER `Ecdsa-Sig-Value`s.
 //! - RSAES-OAEP uses MGF1 with the same hash and an empty label.
+//! - ED25519_SHA_512 is pure Ed25519 (RFC 8032) over a RAW message. ED25519_PH_SHA_512 takes a
+//!   DIGEST and, as AWS documents, still applies Ed25519ph's SHA-512 prehash to it (the input is
+//!   hashed twice: once by the caller, once here); aws-lc-rs has no Ed25519ph, so that one
+//!   signature scheme is ed25519-dalek's `sign_prehashed` with an empty context.
+//! - ML_DSA_SHAKE_256 is pure ML-DSA (FIPS 204) with an empty context over a RAW message.
+//!   EXTERNAL_MU (signing a caller-computed μ) is not offered by aws-lc-rs and is not
+//!   implemented ([`CryptoError::NotImplemented`]).
+//! - ECDH (DeriveSharedSecret) returns the raw shared secret: the x-coordinate of the shared
+//!   point, as many bytes as the curve's field.
 
+use aws_lc_rs::agreement;
 use aws_lc_rs::digest::{self, Digest};
+use aws_lc_rs::encoding::AsBigEndian;
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rsa::{
     KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm, OaepPrivateDecryptingKey,
     OaepPublicEncryptingKey, PrivateDecryptingKey, PublicEncryptingKey,
 };
 use aws_lc_rs::signature::{
-    self, EcdsaKeyPair, EcdsaSigningAlgorithm, KeyPair, ParsedPublicKey, RsaEncoding, RsaKeyPair,
-    VerificationAlgorithm,
+    self, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, ParsedPublicKey,
+    PqdsaKeyPair, RsaEncoding, RsaKeyPair, VerificationAlgorithm,
 };
+use ed25519_dalek::Digest as _;
 use keyferry_types::{
-    DataKeyPairSpec, EncryptionAlgorithmSpec, KeySpec, MessageType, SigningAlgorithmSpec,
+    DataKeyPairSpec, EncryptionAlgorithmSpec, KeyAgreementAlgorithmSpec, KeySpec, MessageType,
+    SigningAlgorithmSpec,
 };
 
-use crate::{CryptoError, Secret};
+use crate::{CryptoError, Secret, der};
 
 /// The private half of a key: RSA keeps a signing and a decrypting handle on the same key.
 enum Inner {
@@ -33,9 +46,15 @@ enum Inner {
         decrypting: PrivateDecryptingKey,
     },
     Ec(EcdsaKeyPair),
+    /// aws-lc for pure Ed25519; ed25519-dalek (same seed) for Ed25519ph.
+    Ed25519 {
+        pure: Ed25519KeyPair,
+        prehash: Box<ed25519_dalek::SigningKey>,
+    },
+    MlDsa(PqdsaKeyPair),
 }
 
-/// An RSA or ECC private key of a known spec. Its `Debug` never shows the key.
+/// An RSA, ECC, Ed25519 or ML-DSA private key of a known spec. Its `Debug` never shows the key.
 pub struct PrivateKey {
     spec: KeySpec,
     inner: Inner,
@@ -65,6 +84,31 @@ fn ecdsa_signing(spec: KeySpec) -> Option<&'static EcdsaSigningAlgorithm> {
         KeySpec::ECC_NIST_P384 => Some(&signature::ECDSA_P384_SHA384_ASN1_SIGNING),
         KeySpec::ECC_NIST_P521 => Some(&signature::ECDSA_P521_SHA512_ASN1_SIGNING),
         KeySpec::ECC_SECG_P256K1 => Some(&signature::ECDSA_P256K1_SHA256_ASN1_SIGNING),
+        _ => None,
+    }
+}
+
+/// The aws-lc ML-DSA signing and verification algorithms of the ML_DSA key specs.
+fn ml_dsa(
+    spec: KeySpec,
+) -> Option<(
+    &'static signature::PqdsaSigningAlgorithm,
+    &'static signature::PqdsaVerificationAlgorithm,
+)> {
+    match spec {
+        KeySpec::ML_DSA_44 => Some((&signature::ML_DSA_44_SIGNING, &signature::ML_DSA_44)),
+        KeySpec::ML_DSA_65 => Some((&signature::ML_DSA_65_SIGNING, &signature::ML_DSA_65)),
+        KeySpec::ML_DSA_87 => Some((&signature::ML_DSA_87_SIGNING, &signature::ML_DSA_87)),
+        _ => None,
+    }
+}
+
+/// The ECDH algorithm of the key specs AWS allows for KEY_AGREEMENT.
+fn ecdh(spec: KeySpec) -> Option<&'static agreement::Algorithm> {
+    match spec {
+        KeySpec::ECC_NIST_P256 => Some(&agreement::ECDH_P256),
+        KeySpec::ECC_NIST_P384 => Some(&agreement::ECDH_P384),
+        KeySpec::ECC_NIST_P521 => Some(&agreement::ECDH_P521),
         _ => None,
     }
 }
@@ -130,6 +174,58 @@ impl PrivateKey {
                 public_der,
             });
         }
+        if spec == KeySpec::ECC_NIST_EDWARDS25519 {
+            let not_ed25519 = || {
+                CryptoError::InvalidMaterial(format!(
+                    "the private key is not an Ed25519 PKCS#8 key, but the key spec is {spec}"
+                ))
+            };
+            let pure =
+                Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).map_err(|_| not_ed25519())?;
+            let seed = pure
+                .seed()
+                .map_err(|_| CryptoError::Internal)?
+                .as_be_bytes()
+                .map_err(|_| CryptoError::Internal)?;
+            let seed: zeroize::Zeroizing<[u8; 32]> = zeroize::Zeroizing::new(
+                seed.as_ref()
+                    .try_into()
+                    .map_err(|_| CryptoError::Internal)?,
+            );
+            let prehash = Box::new(ed25519_dalek::SigningKey::from_bytes(&seed));
+            if prehash.verifying_key().as_bytes() != pure.public_key().as_ref() {
+                return Err(CryptoError::Internal);
+            }
+            let public_der = pure
+                .public_key()
+                .as_der()
+                .map_err(|_| CryptoError::Internal)?
+                .as_ref()
+                .to_vec();
+            return Ok(PrivateKey {
+                spec,
+                inner: Inner::Ed25519 { pure, prehash },
+                public_der,
+            });
+        }
+        if let Some((alg, _)) = ml_dsa(spec) {
+            let key = PqdsaKeyPair::from_pkcs8(alg, pkcs8).map_err(|_| {
+                CryptoError::InvalidMaterial(format!(
+                    "the private key is not a PKCS#8 key of key spec {spec}"
+                ))
+            })?;
+            let public_der = key
+                .public_key()
+                .as_der()
+                .map_err(|_| CryptoError::Internal)?
+                .as_ref()
+                .to_vec();
+            return Ok(PrivateKey {
+                spec,
+                inner: Inner::MlDsa(key),
+                public_der,
+            });
+        }
         Err(unsupported_spec(spec))
     }
 
@@ -153,9 +249,9 @@ impl PrivateKey {
         message_type: MessageType,
     ) -> Result<Vec<u8>, CryptoError> {
         let scheme = signing_scheme(self.spec, alg)?;
-        let digest = prehashed(alg, scheme.hash(), message, message_type)?;
         match (&self.inner, scheme) {
-            (Inner::Rsa { signing, .. }, Scheme::Rsa { encoding, .. }) => {
+            (Inner::Rsa { signing, .. }, Scheme::Rsa { encoding, hash, .. }) => {
+                let digest = prehashed(self.spec, alg, hash, message, message_type)?;
                 let mut sig = vec![0u8; signing.public_modulus_len()];
                 match digest {
                     Some(d) => signing.sign_digest(encoding, &d, &mut sig),
@@ -169,7 +265,8 @@ impl PrivateKey {
                 .map_err(|_| CryptoError::Internal)?;
                 Ok(sig)
             }
-            (Inner::Ec(key), Scheme::Ecdsa { .. }) => {
+            (Inner::Ec(key), Scheme::Ecdsa { hash, .. }) => {
+                let digest = prehashed(self.spec, alg, hash, message, message_type)?;
                 let sig = match digest {
                     Some(d) => key.sign_digest(&d),
                     None => key.sign(&aws_lc_rs::rand::SystemRandom::new(), message),
@@ -177,8 +274,62 @@ impl PrivateKey {
                 .map_err(|_| CryptoError::Internal)?;
                 Ok(sig.as_ref().to_vec())
             }
+            (Inner::Ed25519 { pure, .. }, Scheme::Ed25519) => {
+                require_message_type(alg, MessageType::RAW, message_type)?;
+                Ok(pure.sign(message).as_ref().to_vec())
+            }
+            (Inner::Ed25519 { prehash, .. }, Scheme::Ed25519ph) => {
+                require_message_type(alg, MessageType::DIGEST, message_type)?;
+                check_digest_len(alg, 64, message)?;
+                ed25519ph_sign(prehash, message)
+            }
+            (Inner::MlDsa(key), Scheme::MlDsa { .. }) => {
+                ml_dsa_message_type(self.spec, message_type)?;
+                let mut sig = vec![0u8; key.algorithm().signature_len()];
+                let len = key
+                    .sign(message, &mut sig)
+                    .map_err(|_| CryptoError::Internal)?;
+                sig.truncate(len);
+                Ok(sig)
+            }
             _ => Err(CryptoError::Internal),
         }
+    }
+
+    /// DeriveSharedSecret with KeyAgreementAlgorithm ECDH: the raw ECDH shared secret of this key
+    /// and `peer_public_key_der`, which must be an X.509 SubjectPublicKeyInfo of an EC key on this
+    /// key's curve. Unsupported for specs other than ECC_NIST_P256/P384/P521; InvalidInput("")
+    /// for a public key that is not such an SPKI (AWS answers an unusable public key with an
+    /// empty-message ValidationException).
+    pub fn derive_shared_secret(&self, peer_public_key_der: &[u8]) -> Result<Secret, CryptoError> {
+        let (Some(alg), Inner::Ec(key)) = (ecdh(self.spec), &self.inner) else {
+            return Err(CryptoError::Unsupported(format!(
+                "the key spec {} does not support key agreement",
+                self.spec
+            )));
+        };
+        let invalid = || CryptoError::InvalidInput(String::new());
+        // Only a SubjectPublicKeyInfo of an EC key on the same named curve: aws-lc would also
+        // take a bare point, which AWS does not.
+        let info = der::spki(peer_public_key_der).ok_or_else(invalid)?;
+        let curve = match info.parameters {
+            Some(t) if info.algorithm == der::OID_EC && t.tag == der::OID => t.value,
+            _ => return Err(invalid()),
+        };
+        if crate::material::Curve::from_oid(curve).map(|c| c.spec()) != Some(self.spec) {
+            return Err(invalid());
+        }
+        let scalar = key
+            .private_key()
+            .as_be_bytes()
+            .map_err(|_| CryptoError::Internal)?;
+        let scalar = Secret::new(scalar.as_ref().to_vec());
+        let private = agreement::PrivateKey::from_private_key(alg, &scalar)
+            .map_err(|_| CryptoError::Internal)?;
+        let peer = agreement::UnparsedPublicKey::new(alg, peer_public_key_der);
+        agreement::agree(&private, peer, invalid(), |secret| {
+            Ok(Secret::new(secret.to_vec()))
+        })
     }
 
     /// RSAES_OAEP_SHA_1 / _SHA_256 (MGF1 same hash, empty label). InvalidCiphertext on failure;
@@ -219,21 +370,14 @@ enum Scheme {
         verification: &'static signature::EcdsaVerificationAlgorithm,
         hash: &'static digest::Algorithm,
     },
-}
-
-impl Scheme {
-    fn hash(self) -> &'static digest::Algorithm {
-        match self {
-            Scheme::Rsa { hash, .. } | Scheme::Ecdsa { hash, .. } => hash,
-        }
-    }
-
-    fn verification(self) -> &'static dyn VerificationAlgorithm {
-        match self {
-            Scheme::Rsa { verification, .. } => verification,
-            Scheme::Ecdsa { verification, .. } => verification,
-        }
-    }
+    /// ED25519_SHA_512: pure Ed25519, RAW messages only.
+    Ed25519,
+    /// ED25519_PH_SHA_512: Ed25519ph over a 64-byte DIGEST.
+    Ed25519ph,
+    /// ML_DSA_SHAKE_256: pure ML-DSA, RAW messages (EXTERNAL_MU not implemented).
+    MlDsa {
+        verification: &'static signature::PqdsaVerificationAlgorithm,
+    },
 }
 
 /// The scheme for `alg` on a `spec` key, or Unsupported when AWS does not allow the combination.
@@ -292,7 +436,18 @@ fn signing_scheme(spec: KeySpec, alg: SigningAlgorithmSpec) -> Result<Scheme, Cr
         (KeySpec::ECC_SECG_P256K1, A::ECDSA_SHA_256) => {
             (&signature::ECDSA_P256K1_SHA256_ASN1, &digest::SHA256)
         }
-        _ if ecdsa_signing(spec).is_some() => return Err(unsupported_alg(alg, spec)),
+        (KeySpec::ECC_NIST_EDWARDS25519, A::ED25519_SHA_512) => return Ok(Scheme::Ed25519),
+        (KeySpec::ECC_NIST_EDWARDS25519, A::ED25519_PH_SHA_512) => return Ok(Scheme::Ed25519ph),
+        (_, A::ML_DSA_SHAKE_256) if ml_dsa(spec).is_some() => {
+            let (_, verification) = ml_dsa(spec).ok_or(CryptoError::Internal)?;
+            return Ok(Scheme::MlDsa { verification });
+        }
+        _ if ecdsa_signing(spec).is_some()
+            || ml_dsa(spec).is_some()
+            || spec == KeySpec::ECC_NIST_EDWARDS25519 =>
+        {
+            return Err(unsupported_alg(alg, spec));
+        }
         _ => return Err(unsupported_spec(spec)),
     };
     Ok(Scheme::Ecdsa { verification, hash })
@@ -300,6 +455,7 @@ fn signing_scheme(spec: KeySpec, alg: SigningAlgorithmSpec) -> Result<Scheme, Cr
 
 /// `Some(digest)` for MessageType::DIGEST (length-checked), `None` for RAW.
 fn prehashed(
+    spec: KeySpec,
     alg: SigningAlgorithmSpec,
     hash: &'static digest::Algorithm,
     message: &[u8],
@@ -308,20 +464,81 @@ fn prehashed(
     match message_type {
         MessageType::RAW => Ok(None),
         MessageType::DIGEST => {
-            let expected = hash.output_len();
-            if message.len() != expected {
-                // AWS's words (recorded responses).
-                return Err(CryptoError::InvalidInput(format!(
-                    "Digest is invalid length for algorithm {alg}."
-                )));
-            }
+            check_digest_len(alg, hash.output_len(), message)?;
             Digest::import_less_safe(message, hash)
                 .map(Some)
                 .map_err(|_| CryptoError::Internal)
         }
-        MessageType::EXTERNAL_MU => Err(CryptoError::Unsupported(format!(
-            "the message type EXTERNAL_MU is not valid with {alg}"
+        // AWS's words for DIGEST on an ML-DSA key, applied to EXTERNAL_MU elsewhere.
+        MessageType::EXTERNAL_MU => Err(CryptoError::InvalidInput(format!(
+            "Message type EXTERNAL_MU is incompatible with key spec {spec}."
         ))),
+    }
+}
+
+/// Ed25519ph (RFC 8032 section 5.1, empty context) of `message`: the signature over
+/// SHA-512(`message`).
+fn ed25519ph_sign(key: &ed25519_dalek::SigningKey, message: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let sig = key
+        .sign_prehashed(ed25519_dalek::Sha512::new().chain_update(message), None)
+        .map_err(|_| CryptoError::Internal)?;
+    Ok(sig.to_bytes().to_vec())
+}
+
+/// Whether `signature` is a valid Ed25519ph signature (empty context) of `message`.
+fn ed25519ph_verify(key: &ed25519_dalek::VerifyingKey, message: &[u8], signature: &[u8]) -> bool {
+    let Ok(sig) = ed25519_dalek::Signature::from_slice(signature) else {
+        return false;
+    };
+    key.verify_prehashed(
+        ed25519_dalek::Sha512::new().chain_update(message),
+        None,
+        &sig,
+    )
+    .is_ok()
+}
+
+/// A DIGEST must be as long as the algorithm's hash (AWS's words, recorded responses).
+fn check_digest_len(
+    alg: SigningAlgorithmSpec,
+    expected: usize,
+    message: &[u8],
+) -> Result<(), CryptoError> {
+    if message.len() == expected {
+        Ok(())
+    } else {
+        Err(CryptoError::InvalidInput(format!(
+            "Digest is invalid length for algorithm {alg}."
+        )))
+    }
+}
+
+/// Ed25519's algorithms each take one message type (AWS's words, recorded responses).
+fn require_message_type(
+    alg: SigningAlgorithmSpec,
+    wanted: MessageType,
+    given: MessageType,
+) -> Result<(), CryptoError> {
+    if wanted == given {
+        Ok(())
+    } else {
+        Err(CryptoError::InvalidInput(format!(
+            "Message type {given} is incompatible with algorithm {alg}."
+        )))
+    }
+}
+
+/// ML-DSA takes RAW (and, on AWS, EXTERNAL_MU, which Keyferry does not implement); DIGEST is
+/// refused with AWS's words (recorded responses).
+fn ml_dsa_message_type(spec: KeySpec, message_type: MessageType) -> Result<(), CryptoError> {
+    match message_type {
+        MessageType::RAW => Ok(()),
+        MessageType::DIGEST => Err(CryptoError::InvalidInput(format!(
+            "Message type DIGEST is incompatible with key spec {spec}."
+        ))),
+        MessageType::EXTERNAL_MU => Err(CryptoError::NotImplemented(
+            "Keyferry does not implement MessageType EXTERNAL_MU (ML-DSA external mu).".into(),
+        )),
     }
 }
 
@@ -338,11 +555,40 @@ pub fn verify(
     signature: &[u8],
 ) -> Result<bool, CryptoError> {
     let scheme = signing_scheme(spec, alg)?;
-    let digest = prehashed(alg, scheme.hash(), message, message_type)?;
+    let mismatch =
+        || CryptoError::InvalidInput(format!("the public key is not a valid {spec} public key"));
+    let (verification, digest): (&'static dyn VerificationAlgorithm, _) = match scheme {
+        Scheme::Rsa {
+            verification, hash, ..
+        } => (
+            verification,
+            prehashed(spec, alg, hash, message, message_type)?,
+        ),
+        Scheme::Ecdsa { verification, hash } => (
+            verification,
+            prehashed(spec, alg, hash, message, message_type)?,
+        ),
+        Scheme::Ed25519 => {
+            require_message_type(alg, MessageType::RAW, message_type)?;
+            (&signature::ED25519, None)
+        }
+        Scheme::Ed25519ph => {
+            require_message_type(alg, MessageType::DIGEST, message_type)?;
+            check_digest_len(alg, 64, message)?;
+            let info = der::spki(public_key_der)
+                .filter(|i| i.algorithm == der::OID_ED25519 && i.parameters.is_none())
+                .ok_or_else(mismatch)?;
+            let raw: &[u8; 32] = info.key.try_into().map_err(|_| mismatch())?;
+            let key = ed25519_dalek::VerifyingKey::from_bytes(raw).map_err(|_| mismatch())?;
+            return Ok(ed25519ph_verify(&key, message, signature));
+        }
+        Scheme::MlDsa { verification } => {
+            ml_dsa_message_type(spec, message_type)?;
+            (verification, None)
+        }
+    };
     check_public_key_family(spec, public_key_der)?;
-    let key = ParsedPublicKey::new(scheme.verification(), public_key_der).map_err(|_| {
-        CryptoError::InvalidInput(format!("the public key is not a valid {spec} public key"))
-    })?;
+    let key = ParsedPublicKey::new(verification, public_key_der).map_err(|_| mismatch())?;
     let result = match digest {
         Some(d) => key.verify_digest_sig(&d, signature),
         None => key.verify_sig(message, signature),
@@ -421,6 +667,7 @@ const RSA_SIGNING: &[SigningAlgorithmSpec] = &[
 
 /// Algorithms AWS lists for a spec (DescribeKey), in AWS order: RSA_*: PSS 256/384/512 then
 /// PKCS1 256/384/512; P256 and P256K1 → ECDSA_SHA_256; P384 → ECDSA_SHA_384; P521 → ECDSA_SHA_512;
+/// ECC_NIST_EDWARDS25519 → ED25519_SHA_512, ED25519_PH_SHA_512; ML_DSA_* → ML_DSA_SHAKE_256;
 /// other specs: empty.
 pub fn signing_algorithms(spec: KeySpec) -> &'static [SigningAlgorithmSpec] {
     match spec {
@@ -428,7 +675,24 @@ pub fn signing_algorithms(spec: KeySpec) -> &'static [SigningAlgorithmSpec] {
         KeySpec::ECC_NIST_P256 | KeySpec::ECC_SECG_P256K1 => &[SigningAlgorithmSpec::ECDSA_SHA_256],
         KeySpec::ECC_NIST_P384 => &[SigningAlgorithmSpec::ECDSA_SHA_384],
         KeySpec::ECC_NIST_P521 => &[SigningAlgorithmSpec::ECDSA_SHA_512],
+        KeySpec::ECC_NIST_EDWARDS25519 => &[
+            SigningAlgorithmSpec::ED25519_SHA_512,
+            SigningAlgorithmSpec::ED25519_PH_SHA_512,
+        ],
+        KeySpec::ML_DSA_44 | KeySpec::ML_DSA_65 | KeySpec::ML_DSA_87 => {
+            &[SigningAlgorithmSpec::ML_DSA_SHAKE_256]
+        }
         _ => &[],
+    }
+}
+
+/// ECC_NIST_P256/P384/P521: [ECDH] (the specs AWS allows for KEY_AGREEMENT outside China);
+/// others empty.
+pub fn key_agreement_algorithms(spec: KeySpec) -> &'static [KeyAgreementAlgorithmSpec] {
+    if ecdh(spec).is_some() {
+        &[KeyAgreementAlgorithmSpec::ECDH]
+    } else {
+        &[]
     }
 }
 
@@ -444,7 +708,7 @@ pub fn encryption_algorithms(spec: KeySpec) -> &'static [EncryptionAlgorithmSpec
 }
 
 /// GenerateDataKeyPair: returns (private key PKCS#8 v1 DER, public key SPKI DER).
-/// ECC_NIST_EDWARDS25519 and SM2 → Unsupported.
+/// SM2 → Unsupported.
 pub fn generate_data_key_pair(spec: DataKeyPairSpec) -> Result<(Secret, Vec<u8>), CryptoError> {
     let key_spec = match spec {
         DataKeyPairSpec::RSA_2048 => KeySpec::RSA_2048,
@@ -454,13 +718,16 @@ pub fn generate_data_key_pair(spec: DataKeyPairSpec) -> Result<(Secret, Vec<u8>)
         DataKeyPairSpec::ECC_NIST_P384 => KeySpec::ECC_NIST_P384,
         DataKeyPairSpec::ECC_NIST_P521 => KeySpec::ECC_NIST_P521,
         DataKeyPairSpec::ECC_SECG_P256K1 => KeySpec::ECC_SECG_P256K1,
-        DataKeyPairSpec::SM2 | DataKeyPairSpec::ECC_NIST_EDWARDS25519 => {
+        DataKeyPairSpec::ECC_NIST_EDWARDS25519 => KeySpec::ECC_NIST_EDWARDS25519,
+        DataKeyPairSpec::SM2 => {
             return Err(CryptoError::Unsupported(format!(
                 "the data key pair spec {spec} is not supported"
             )));
         }
     };
-    let pkcs8 = if let Some(alg) = ecdsa_signing(key_spec) {
+    let pkcs8 = if key_spec == KeySpec::ECC_NIST_EDWARDS25519 {
+        crate::material::generate(key_spec)?
+    } else if let Some(alg) = ecdsa_signing(key_spec) {
         let key = EcdsaKeyPair::generate(alg).map_err(|_| CryptoError::Internal)?;
         Secret::new(
             key.to_pkcs8v1()
@@ -827,14 +1094,17 @@ mod tests {
                 Err(CryptoError::Unsupported(_))
             ));
         }
-        assert!(matches!(
-            rsa.sign(
-                SigningAlgorithmSpec::RSASSA_PSS_SHA_256,
-                b"m",
-                MessageType::EXTERNAL_MU
+        match rsa.sign(
+            SigningAlgorithmSpec::RSASSA_PSS_SHA_256,
+            b"m",
+            MessageType::EXTERNAL_MU,
+        ) {
+            Err(CryptoError::InvalidInput(m)) => assert_eq!(
+                m,
+                "Message type EXTERNAL_MU is incompatible with key spec RSA_2048."
             ),
-            Err(CryptoError::Unsupported(_))
-        ));
+            other => panic!("{other:?}"),
+        }
         // A public key of another spec → InvalidInput.
         let p256_spki = p256.public_key_der();
         let rsa3072_spki = &openssl_key(KeySpec::RSA_3072).1;
@@ -910,17 +1180,23 @@ mod tests {
                 Err(CryptoError::InvalidMaterial(_))
             ));
         }
-        for spec in [
-            KeySpec::SYMMETRIC_DEFAULT,
-            KeySpec::HMAC_256,
-            KeySpec::SM2,
-            KeySpec::ML_DSA_65,
-        ] {
+        for spec in [KeySpec::SYMMETRIC_DEFAULT, KeySpec::HMAC_256, KeySpec::SM2] {
             assert!(matches!(
                 PrivateKey::from_pkcs8(spec, rsa2048),
                 Err(CryptoError::Unsupported(_))
             ));
         }
+        for spec in [KeySpec::ML_DSA_65, KeySpec::ECC_NIST_EDWARDS25519] {
+            assert!(matches!(
+                PrivateKey::from_pkcs8(spec, rsa2048),
+                Err(CryptoError::InvalidMaterial(_))
+            ));
+        }
+        let ml44 = crate::material::generate(KeySpec::ML_DSA_44).unwrap();
+        assert!(matches!(
+            PrivateKey::from_pkcs8(KeySpec::ML_DSA_65, &ml44),
+            Err(CryptoError::InvalidMaterial(_))
+        ));
         let key = private(KeySpec::ECC_NIST_P521);
         assert_eq!(format!("{key:?}"), "PrivateKey(ECC_NIST_P521)");
     }
@@ -1110,10 +1386,7 @@ mod tests {
         let d = dir.path();
         for spec in DataKeyPairSpec::ALL {
             let result = generate_data_key_pair(*spec);
-            if matches!(
-                spec,
-                DataKeyPairSpec::SM2 | DataKeyPairSpec::ECC_NIST_EDWARDS25519
-            ) {
+            if *spec == DataKeyPairSpec::SM2 {
                 assert!(matches!(result, Err(CryptoError::Unsupported(_))), "{spec}");
                 continue;
             }
@@ -1147,11 +1420,338 @@ mod tests {
                 )
                 .unwrap()
             );
-            assert!(openssl_verifies(d, &public, alg, b"data key pair", &sig));
+            // (openssl's Ed25519 check is in `ed25519_sign_verify_and_openssl`.)
+            if key_spec != KeySpec::ECC_NIST_EDWARDS25519 {
+                assert!(openssl_verifies(d, &public, alg, b"data key pair", &sig));
+            }
         }
         // Fresh keys each time.
         let (a, _) = generate_data_key_pair(DataKeyPairSpec::ECC_NIST_P256).unwrap();
         let (b, _) = generate_data_key_pair(DataKeyPairSpec::ECC_NIST_P256).unwrap();
         assert_ne!(*a, *b);
+    }
+
+    /// PKCS#8 v1 of an Ed25519 seed (RFC 8410).
+    fn ed25519_pkcs8(seed_hex: &str) -> Vec<u8> {
+        let mut v = hex::decode("302e020100300506032b657004220420").unwrap();
+        v.extend(hex::decode(seed_hex).unwrap());
+        v
+    }
+
+    const ED: KeySpec = KeySpec::ECC_NIST_EDWARDS25519;
+
+    #[test]
+    fn ed25519_known_answers_from_rfc8032() {
+        // RFC 8032 section 7.1, TEST 2 (pure Ed25519, one-byte message 0x72).
+        let key = PrivateKey::from_pkcs8(
+            ED,
+            &ed25519_pkcs8("4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb"),
+        )
+        .unwrap();
+        let spki = key.public_key_der();
+        assert_eq!(spki.len(), 44);
+        assert_eq!(
+            hex::encode(&spki[12..]),
+            "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c"
+        );
+        let sig = key
+            .sign(
+                SigningAlgorithmSpec::ED25519_SHA_512,
+                &[0x72],
+                MessageType::RAW,
+            )
+            .unwrap();
+        assert_eq!(
+            hex::encode(&sig),
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da\
+             085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00"
+        );
+        // RFC 8032 section 7.3, TEST abc (Ed25519ph).
+        let key = PrivateKey::from_pkcs8(
+            ED,
+            &ed25519_pkcs8("833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42"),
+        )
+        .unwrap();
+        let Inner::Ed25519 { prehash, .. } = &key.inner else {
+            panic!("not an Ed25519 key");
+        };
+        let sig = ed25519ph_sign(prehash, b"abc").unwrap();
+        assert_eq!(
+            hex::encode(&sig),
+            "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41\
+             31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406"
+        );
+        assert!(ed25519ph_verify(&prehash.verifying_key(), b"abc", &sig));
+        assert!(!ed25519ph_verify(&prehash.verifying_key(), b"abd", &sig));
+    }
+
+    #[test]
+    fn ed25519_sign_verify_and_openssl() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let pkcs8 = crate::material::generate(ED).unwrap();
+        let key = PrivateKey::from_pkcs8(ED, &pkcs8).unwrap();
+        let spki = key.public_key_der();
+        let msg = b"an Ed25519 message".repeat(20);
+        let sig = key
+            .sign(
+                SigningAlgorithmSpec::ED25519_SHA_512,
+                &msg,
+                MessageType::RAW,
+            )
+            .unwrap();
+        assert_eq!(sig.len(), 64);
+        let ok = |alg, m: &[u8], t, s: &[u8]| verify(ED, &spki, alg, m, t, s).unwrap();
+        assert!(ok(
+            SigningAlgorithmSpec::ED25519_SHA_512,
+            &msg,
+            MessageType::RAW,
+            &sig
+        ));
+        assert!(!ok(
+            SigningAlgorithmSpec::ED25519_SHA_512,
+            b"other",
+            MessageType::RAW,
+            &sig
+        ));
+        // openssl (pure Ed25519, -rawin) verifies our signature and derives our public key.
+        let keyf = write(d, "k.der", &pkcs8);
+        let derived = openssl(&[
+            "pkey", "-inform", "DER", "-in", &keyf, "-pubout", "-outform", "DER",
+        ]);
+        assert_eq!(derived, spki);
+        let pubf = write(d, "pub.der", &spki);
+        let msgf = write(d, "msg.bin", &msg);
+        let sigf = write(d, "sig.bin", &sig);
+        assert!(openssl_ok(&[
+            "pkeyutl", "-verify", "-pubin", "-keyform", "DER", "-inkey", &pubf, "-rawin", "-in",
+            &msgf, "-sigfile", &sigf
+        ]));
+        // Ed25519ph over a 64-byte digest: KMS prehashes the digest again.
+        let digest = digest::digest(&digest::SHA512, &msg);
+        let ph = key
+            .sign(
+                SigningAlgorithmSpec::ED25519_PH_SHA_512,
+                digest.as_ref(),
+                MessageType::DIGEST,
+            )
+            .unwrap();
+        assert_eq!(ph.len(), 64);
+        assert_ne!(ph, sig);
+        assert!(ok(
+            SigningAlgorithmSpec::ED25519_PH_SHA_512,
+            digest.as_ref(),
+            MessageType::DIGEST,
+            &ph
+        ));
+        assert!(!ok(
+            SigningAlgorithmSpec::ED25519_PH_SHA_512,
+            &[0; 64],
+            MessageType::DIGEST,
+            &ph
+        ));
+        assert!(!ok(
+            SigningAlgorithmSpec::ED25519_PH_SHA_512,
+            digest.as_ref(),
+            MessageType::DIGEST,
+            &[0; 63]
+        ));
+        let Inner::Ed25519 { prehash, .. } = &key.inner else {
+            panic!("not an Ed25519 key");
+        };
+        assert_eq!(ph, ed25519ph_sign(prehash, digest.as_ref()).unwrap());
+        // AWS's message-type rules and words.
+        let err = |alg, m: &[u8], t| match key.sign(alg, m, t) {
+            Err(CryptoError::InvalidInput(e)) => e,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            err(
+                SigningAlgorithmSpec::ED25519_SHA_512,
+                &msg,
+                MessageType::DIGEST
+            ),
+            "Message type DIGEST is incompatible with algorithm ED25519_SHA_512."
+        );
+        assert_eq!(
+            err(
+                SigningAlgorithmSpec::ED25519_PH_SHA_512,
+                &msg,
+                MessageType::RAW
+            ),
+            "Message type RAW is incompatible with algorithm ED25519_PH_SHA_512."
+        );
+        assert_eq!(
+            err(
+                SigningAlgorithmSpec::ED25519_PH_SHA_512,
+                &[1; 32],
+                MessageType::DIGEST
+            ),
+            "Digest is invalid length for algorithm ED25519_PH_SHA_512."
+        );
+        assert!(matches!(
+            key.sign(SigningAlgorithmSpec::ECDSA_SHA_512, &msg, MessageType::RAW),
+            Err(CryptoError::Unsupported(_))
+        ));
+        // A P-256 public key is not an Ed25519 one.
+        let p256 = private(KeySpec::ECC_NIST_P256).public_key_der();
+        for alg in [
+            SigningAlgorithmSpec::ED25519_SHA_512,
+            SigningAlgorithmSpec::ED25519_PH_SHA_512,
+        ] {
+            let (m, t): (&[u8], _) = if alg == SigningAlgorithmSpec::ED25519_SHA_512 {
+                (&msg, MessageType::RAW)
+            } else {
+                (digest.as_ref(), MessageType::DIGEST)
+            };
+            assert!(matches!(
+                verify(ED, &p256, alg, m, t, &sig),
+                Err(CryptoError::InvalidInput(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn ml_dsa_sign_verify_and_rules() {
+        for (spec, spki_len, sig_len) in [
+            (KeySpec::ML_DSA_44, 1334, 2420),
+            (KeySpec::ML_DSA_65, 1974, 3309),
+            (KeySpec::ML_DSA_87, 2614, 4627),
+        ] {
+            let key =
+                PrivateKey::from_pkcs8(spec, &crate::material::generate(spec).unwrap()).unwrap();
+            let spki = key.public_key_der();
+            assert_eq!(spki.len(), spki_len, "{spec}");
+            let alg = SigningAlgorithmSpec::ML_DSA_SHAKE_256;
+            for msg in [
+                vec![7u8; 1],
+                b"an ML-DSA message".to_vec(),
+                vec![0xA5; 4096],
+            ] {
+                let sig = key.sign(alg, &msg, MessageType::RAW).unwrap();
+                assert_eq!(sig.len(), sig_len, "{spec}");
+                assert!(verify(spec, &spki, alg, &msg, MessageType::RAW, &sig).unwrap());
+                let mut bad = sig.clone();
+                bad[100] ^= 1;
+                assert!(!verify(spec, &spki, alg, &msg, MessageType::RAW, &bad).unwrap());
+                assert!(!verify(spec, &spki, alg, b"other", MessageType::RAW, &sig).unwrap());
+            }
+            match key.sign(alg, &[0; 64], MessageType::DIGEST) {
+                Err(CryptoError::InvalidInput(m)) => assert_eq!(
+                    m,
+                    format!("Message type DIGEST is incompatible with key spec {spec}.")
+                ),
+                other => panic!("{other:?}"),
+            }
+            assert!(matches!(
+                key.sign(alg, &[0; 64], MessageType::EXTERNAL_MU),
+                Err(CryptoError::NotImplemented(_))
+            ));
+            assert!(matches!(
+                key.sign(SigningAlgorithmSpec::ECDSA_SHA_256, b"m", MessageType::RAW),
+                Err(CryptoError::Unsupported(_))
+            ));
+        }
+        // Another parameter set's public key does not verify as this one's.
+        let k44 = PrivateKey::from_pkcs8(
+            KeySpec::ML_DSA_44,
+            &crate::material::generate(KeySpec::ML_DSA_44).unwrap(),
+        )
+        .unwrap();
+        let k65 = crate::material::generate(KeySpec::ML_DSA_65).unwrap();
+        let k65 = PrivateKey::from_pkcs8(KeySpec::ML_DSA_65, &k65).unwrap();
+        let sig = k44
+            .sign(
+                SigningAlgorithmSpec::ML_DSA_SHAKE_256,
+                b"m",
+                MessageType::RAW,
+            )
+            .unwrap();
+        assert!(matches!(
+            verify(
+                KeySpec::ML_DSA_44,
+                &k65.public_key_der(),
+                SigningAlgorithmSpec::ML_DSA_SHAKE_256,
+                b"m",
+                MessageType::RAW,
+                &sig
+            ),
+            Err(CryptoError::InvalidInput(_)) | Ok(false)
+        ));
+    }
+
+    #[test]
+    fn ecdh_against_openssl_and_between_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (spec, len) in [
+            (KeySpec::ECC_NIST_P256, 32),
+            (KeySpec::ECC_NIST_P384, 48),
+            (KeySpec::ECC_NIST_P521, 66),
+        ] {
+            assert_eq!(
+                key_agreement_algorithms(spec),
+                [KeyAgreementAlgorithmSpec::ECDH]
+            );
+            let ours = private(spec);
+            // The peer is an openssl-made key; openssl derives the same secret from its side.
+            let (peer_pkcs8, peer_spki) = openssl_key(spec);
+            let secret = ours.derive_shared_secret(peer_spki).unwrap();
+            assert_eq!(secret.len(), len, "{spec}");
+            let keyf = write(d, "peer.der", peer_pkcs8);
+            let pubf = write(d, "ours.der", &ours.public_key_der());
+            let from_openssl = openssl(&[
+                "pkeyutl",
+                "-derive",
+                "-keyform",
+                "DER",
+                "-inkey",
+                &keyf,
+                "-peerform",
+                "DER",
+                "-peerkey",
+                &pubf,
+            ]);
+            assert_eq!(*secret, from_openssl, "{spec}");
+            // Two of our keys agree with each other.
+            let other =
+                PrivateKey::from_pkcs8(spec, &crate::material::generate(spec).unwrap()).unwrap();
+            assert_eq!(
+                *ours.derive_shared_secret(&other.public_key_der()).unwrap(),
+                *other.derive_shared_secret(&ours.public_key_der()).unwrap()
+            );
+        }
+        // Unusable public keys: AWS's empty-message ValidationException.
+        let p256 = private(KeySpec::ECC_NIST_P256);
+        let p384_spki = openssl_key(KeySpec::ECC_NIST_P384).1.clone();
+        let k1_spki = openssl_key(KeySpec::ECC_SECG_P256K1).1.clone();
+        let rsa_spki = openssl_key(KeySpec::RSA_2048).1.clone();
+        let own = p256.public_key_der();
+        let bare_point = own[own.len() - 65..].to_vec();
+        let mut off_curve = own.clone();
+        let last = off_curve.len() - 1;
+        off_curve[last] ^= 1;
+        for bad in [
+            p384_spki,
+            k1_spki,
+            rsa_spki,
+            bare_point,
+            off_curve,
+            b"InvalidPublicKey".to_vec(),
+            own[..own.len() - 1].to_vec(),
+        ] {
+            match p256.derive_shared_secret(&bad) {
+                Err(CryptoError::InvalidInput(m)) => assert_eq!(m, ""),
+                other => panic!("{other:?}"),
+            }
+        }
+        // Keys of other specs have no key agreement.
+        for spec in [KeySpec::ECC_SECG_P256K1, KeySpec::RSA_2048] {
+            assert!(key_agreement_algorithms(spec).is_empty());
+            assert!(matches!(
+                private(spec).derive_shared_secret(&own),
+                Err(CryptoError::Unsupported(_))
+            ));
+        }
     }
 }

@@ -80,6 +80,43 @@ pub(crate) fn sequence(input: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// BIT STRING.
+pub(crate) const BIT_STRING: u8 = 0x03;
+
+/// What an X.509 SubjectPublicKeyInfo says about its key.
+pub(crate) struct SpkiInfo<'a> {
+    /// The algorithm OID (content octets).
+    pub algorithm: &'a [u8],
+    /// The algorithm parameters element, if any.
+    pub parameters: Option<Tlv<'a>>,
+    /// The subjectPublicKey BIT STRING contents after the unused-bits octet.
+    pub key: &'a [u8],
+}
+
+/// Parse a SubjectPublicKeyInfo (exactly one SEQUENCE, a whole-octet BIT STRING).
+pub(crate) fn spki(input: &[u8]) -> Option<SpkiInfo<'_>> {
+    let body = sequence(input)?;
+    let (alg_id, body) = expect(body, SEQUENCE)?;
+    let (algorithm, params) = expect(alg_id, OID)?;
+    let parameters = match read(params) {
+        Some((tlv, [])) => Some(tlv),
+        _ if params.is_empty() => None,
+        _ => return None,
+    };
+    let (bits, rest) = expect(body, BIT_STRING)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    match bits.split_first() {
+        Some((0, key)) => Some(SpkiInfo {
+            algorithm,
+            parameters,
+            key,
+        }),
+        _ => None,
+    }
+}
+
 /// What a PKCS#8 PrivateKeyInfo says about its key.
 pub(crate) struct Pkcs8Info<'a> {
     /// The algorithm OID (content octets).

@@ -170,7 +170,7 @@ pub fn public_key_of(spec: KeySpec, pkcs8: &[u8]) -> Result<Vec<u8>, CryptoError
             let (_, kp) = material::canonical_ec(spec, curve, pkcs8)?;
             kp.public_key().as_der()
         }
-        Kind::Symmetric | Kind::Hmac(_) | Kind::Unsupported => {
+        Kind::Symmetric | Kind::Hmac(_) | Kind::Ed25519 | Kind::MlDsa(_) | Kind::Unsupported => {
             return Err(CryptoError::Unsupported(format!(
                 "key spec {spec} has no public key"
             )));

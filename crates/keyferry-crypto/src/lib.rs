@@ -1,4 +1,5 @@
-//! All of Keyferry's cryptography, in one place, on aws-lc-rs.
+//! All of Keyferry's cryptography, in one place, on aws-lc-rs (and ed25519-dalek for the one
+//! scheme aws-lc-rs lacks, Ed25519ph).
 //!
 //! The key server (keyferry-core) and the BYOK import client (keyferry-byok) both call this crate,
 //! so that every primitive, encoding and error mapping is written and reviewed exactly once.
@@ -9,7 +10,8 @@
 //! - [`symmetric`]: KMS symmetric ciphertext blobs (format in `BLOB-FORMAT.md`).
 //! - [`material`]: key material generation, validation against a key spec, and material ids.
 //! - [`mac`]: HMAC generate/verify.
-//! - [`asymmetric`]: RSA/ECC signing, RSA-OAEP encryption, data key pairs.
+//! - [`asymmetric`]: RSA/ECC/Ed25519/ML-DSA signing, RSA-OAEP encryption, ECDH key agreement,
+//!   data key pairs.
 //! - [`wrap`]: import wrapping (RSA-OAEP and RSA + AES-KWP hybrid), both sides.
 //! - [`keyfile`]: reading private key files (PEM/DER, PKCS#8/PKCS#1/SEC1) for the BYOK client.
 
@@ -52,6 +54,9 @@ pub enum CryptoError {
     /// Algorithm not valid for this key spec / wrapping combination.
     #[error("{0}")]
     Unsupported(String),
+    /// A variant AWS offers that Keyferry does not implement (e.g. ML-DSA external mu).
+    #[error("{0}")]
+    NotImplemented(String),
     /// An unexpected failure inside the cryptographic library.
     #[error("internal cryptographic failure")]
     Internal,

@@ -6,7 +6,10 @@
 use aws_lc_rs::digest;
 use aws_lc_rs::encoding::{AsBigEndian, AsDer, Pkcs8V1Der};
 use aws_lc_rs::rsa::{KeySize, PrivateDecryptingKey};
-use aws_lc_rs::signature::{self, EcdsaKeyPair, EcdsaSigningAlgorithm, KeyPair, RsaKeyPair};
+use aws_lc_rs::signature::{
+    self, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, PqdsaKeyPair,
+    PqdsaSigningAlgorithm, RsaKeyPair,
+};
 use keyferry_types::KeySpec;
 
 use crate::{CryptoError, Secret, der};
@@ -25,6 +28,10 @@ pub(crate) enum Kind {
     Symmetric,
     /// HMAC key with this minimum length in bytes.
     Hmac(usize),
+    /// Ed25519 (generated only: AWS does not import ECC_NIST_EDWARDS25519 material).
+    Ed25519,
+    /// ML-DSA (FIPS 204) at this parameter set (44, 65, 87); generated only, as on AWS.
+    MlDsa(u8),
     /// Not supported by Keyferry.
     Unsupported,
 }
@@ -102,11 +109,11 @@ pub(crate) fn kind(spec: KeySpec) -> Kind {
         KeySpec::HMAC_256 => Kind::Hmac(32),
         KeySpec::HMAC_384 => Kind::Hmac(48),
         KeySpec::HMAC_512 => Kind::Hmac(64),
-        KeySpec::SM2
-        | KeySpec::ML_DSA_44
-        | KeySpec::ML_DSA_65
-        | KeySpec::ML_DSA_87
-        | KeySpec::ECC_NIST_EDWARDS25519 => Kind::Unsupported,
+        KeySpec::ECC_NIST_EDWARDS25519 => Kind::Ed25519,
+        KeySpec::ML_DSA_44 => Kind::MlDsa(44),
+        KeySpec::ML_DSA_65 => Kind::MlDsa(65),
+        KeySpec::ML_DSA_87 => Kind::MlDsa(87),
+        KeySpec::SM2 => Kind::Unsupported,
     }
 }
 
@@ -120,13 +127,33 @@ pub(crate) fn rsa_spec(bits: usize) -> Option<KeySpec> {
     }
 }
 
+/// The aws-lc signing algorithm of an ML-DSA parameter set (44, 65 or 87).
+pub(crate) fn ml_dsa_signing(level: u8) -> &'static PqdsaSigningAlgorithm {
+    match level {
+        44 => &signature::ML_DSA_44_SIGNING,
+        65 => &signature::ML_DSA_65_SIGNING,
+        _ => &signature::ML_DSA_87_SIGNING,
+    }
+}
+
+/// Key specs AWS creates only with AWS_KMS key material: ECC_NIST_EDWARDS25519 and ML_DSA_*.
+pub fn importable(spec: KeySpec) -> bool {
+    !matches!(kind(spec), Kind::Ed25519 | Kind::MlDsa(_))
+}
+
+fn not_importable(spec: KeySpec) -> CryptoError {
+    CryptoError::Unsupported(format!(
+        "key material for key spec {spec} cannot be imported"
+    ))
+}
+
 fn unsupported(spec: KeySpec) -> CryptoError {
     CryptoError::Unsupported(format!("key spec {spec} is not supported by Keyferry"))
 }
 
 /// Fresh material for a spec: SYMMETRIC_DEFAULT 32 random bytes; HMAC_224/256/384/512: 28/32/48/64
-/// random bytes; RSA_2048/3072/4096 and ECC_NIST_P256/P384/P521, ECC_SECG_P256K1: PKCS#8 v1 DER.
-/// Other specs (SM2, ML_DSA_*, ECC_NIST_EDWARDS25519): Err(Unsupported).
+/// random bytes; RSA_2048/3072/4096, ECC_NIST_P256/P384/P521, ECC_SECG_P256K1,
+/// ECC_NIST_EDWARDS25519 and ML_DSA_44/65/87 (seed form): PKCS#8 v1 DER. SM2: Err(Unsupported).
 pub fn generate(spec: KeySpec) -> Result<Secret, CryptoError> {
     match kind(spec) {
         Kind::Symmetric => Ok(crate::rng::random_bytes(32)),
@@ -143,6 +170,17 @@ pub fn generate(spec: KeySpec) -> Result<Secret, CryptoError> {
         Kind::Ec(curve) => {
             let kp = EcdsaKeyPair::generate(curve.signing()).map_err(|_| CryptoError::Internal)?;
             ec_pkcs8(&kp)
+        }
+        Kind::Ed25519 => {
+            let kp = Ed25519KeyPair::generate().map_err(|_| CryptoError::Internal)?;
+            let doc = kp.to_pkcs8v1().map_err(|_| CryptoError::Internal)?;
+            Ok(Secret::new(doc.as_ref().to_vec()))
+        }
+        Kind::MlDsa(level) => {
+            let kp =
+                PqdsaKeyPair::generate(ml_dsa_signing(level)).map_err(|_| CryptoError::Internal)?;
+            let doc = kp.to_pkcs8v1().map_err(|_| CryptoError::Internal)?;
+            Ok(Secret::new(doc.as_ref().to_vec()))
         }
         Kind::Unsupported => Err(unsupported(spec)),
     }
@@ -197,6 +235,7 @@ pub fn canonicalize(spec: KeySpec, material: &[u8]) -> Result<Secret, CryptoErro
         Kind::Ec(curve) => {
             canonical_ec(spec, curve, strip_block_padding(material)).map(|(kp, _)| kp)
         }
+        Kind::Ed25519 | Kind::MlDsa(_) => Err(not_importable(spec)),
         Kind::Unsupported => Err(unsupported(spec)),
     }
 }
@@ -361,6 +400,10 @@ mod tests {
             // Generated material is already canonical.
             assert_eq!(*canonicalize(spec, &m).unwrap(), *m, "{spec}");
         }
+        assert!(matches!(
+            generate(KeySpec::SM2),
+            Err(CryptoError::Unsupported(_))
+        ));
         for spec in [
             KeySpec::SM2,
             KeySpec::ML_DSA_44,
@@ -368,11 +411,29 @@ mod tests {
             KeySpec::ML_DSA_87,
             KeySpec::ECC_NIST_EDWARDS25519,
         ] {
-            assert!(matches!(generate(spec), Err(CryptoError::Unsupported(_))));
+            assert!(!importable(spec) || spec == KeySpec::SM2);
             assert!(matches!(
                 canonicalize(spec, b"x"),
                 Err(CryptoError::Unsupported(_))
             ));
+        }
+        // Generated Ed25519 and ML-DSA material is PKCS#8 that aws-lc reads back as that spec.
+        for spec in [
+            KeySpec::ECC_NIST_EDWARDS25519,
+            KeySpec::ML_DSA_44,
+            KeySpec::ML_DSA_65,
+            KeySpec::ML_DSA_87,
+        ] {
+            let m = generate(spec).unwrap();
+            let info = der::pkcs8(&m).unwrap();
+            if spec == KeySpec::ECC_NIST_EDWARDS25519 {
+                assert_eq!(info.algorithm, der::OID_ED25519);
+            }
+            assert!(
+                crate::asymmetric::PrivateKey::from_pkcs8(spec, &m).is_ok(),
+                "{spec}"
+            );
+            assert_ne!(*generate(spec).unwrap(), *m);
         }
     }
 

@@ -139,6 +139,7 @@ pub async fn dispatch(
         "Decrypt" => decrypt,
         "DeleteAlias" => delete_alias,
         "DeleteImportedKeyMaterial" => delete_imported_key_material,
+        "DeriveSharedSecret" => derive_shared_secret,
         "DescribeKey" => describe_key,
         "DisableKey" => disable_key,
         "DisableKeyRotation" => disable_key_rotation,

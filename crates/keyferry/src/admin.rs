@@ -63,7 +63,7 @@ struct RestoreArgs {
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        AdminCommand::RotateRootKey(a) => crate::rotate_root_key(a).await,
+        AdminCommand::RotateRootKey(a) => return crate::rotate_root_key(a).await,
         AdminCommand::Backup(a) => {
             let r = keyferry_server::backup::backup(
                 &a.data,

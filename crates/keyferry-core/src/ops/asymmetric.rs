@@ -1,4 +1,5 @@
-//! Sign, Verify, GetPublicKey, GenerateMac, VerifyMac, GenerateDataKeyPair(WithoutPlaintext).
+//! Sign, Verify, GetPublicKey, DeriveSharedSecret, GenerateMac, VerifyMac,
+//! GenerateDataKeyPair(WithoutPlaintext).
 
 use keyferry_crypto::{CryptoError, asymmetric, mac};
 use keyferry_types::*;
@@ -22,6 +23,7 @@ fn crypto_to_kms(e: CryptoError) -> KmsError {
     match e {
         CryptoError::InvalidInput(m) => validation(m),
         CryptoError::Unsupported(m) => KmsError::InvalidKeyUsage(m),
+        CryptoError::NotImplemented(m) => KmsError::UnsupportedOperation(m),
         other => KmsError::Internal(other.to_string()),
     }
 }
@@ -152,18 +154,63 @@ impl Kms {
             .public_key
             .clone()
             .ok_or_else(|| KmsError::Internal("asymmetric key without public key".into()))?;
-        let signing = rec.key_usage == KeyUsageType::SIGN_VERIFY;
+        let usage = rec.key_usage;
         Ok(GetPublicKeyResponse {
             key_id: Some(rec.arn()),
             public_key: Some(Blob::new(public)),
             customer_master_key_spec: rec.key_spec.as_str().parse().ok(),
             key_spec: Some(rec.key_spec),
-            key_usage: Some(rec.key_usage),
-            encryption_algorithms: (!signing)
+            key_usage: Some(usage),
+            encryption_algorithms: (usage == KeyUsageType::ENCRYPT_DECRYPT)
                 .then(|| asymmetric::encryption_algorithms(rec.key_spec).to_vec()),
-            signing_algorithms: signing
+            signing_algorithms: (usage == KeyUsageType::SIGN_VERIFY)
                 .then(|| asymmetric::signing_algorithms(rec.key_spec).to_vec()),
-            key_agreement_algorithms: None,
+            key_agreement_algorithms: (usage == KeyUsageType::KEY_AGREEMENT)
+                .then(|| asymmetric::key_agreement_algorithms(rec.key_spec).to_vec()),
+        })
+    }
+
+    pub async fn derive_shared_secret(
+        &self,
+        cx: &RequestContext,
+        req: DeriveSharedSecretRequest,
+    ) -> Result<DeriveSharedSecretResponse, KmsError> {
+        let ask = Ask::none()
+            .string("kms:KeyAgreementAlgorithm", req.key_agreement_algorithm)
+            .tokens(req.grant_tokens.as_deref());
+        let rec = self
+            .key(cx, &req.key_id, &authz::DERIVE_SHARED_SECRET, ask)
+            .await?;
+        self.require_enabled(&rec)?;
+        self.require_usage(&rec, KeyUsageType::KEY_AGREEMENT, "DeriveSharedSecret")?;
+        if !asymmetric::key_agreement_algorithms(rec.key_spec)
+            .contains(&req.key_agreement_algorithm)
+        {
+            return Err(KmsError::InvalidKeyUsage(format!(
+                "Algorithm {} is incompatible with key spec {}.",
+                req.key_agreement_algorithm, rec.key_spec
+            )));
+        }
+        if req.recipient.is_some() {
+            return Err(KmsError::UnsupportedOperation(
+                "Keyferry has no Nitro Enclaves attestation (Recipient).".into(),
+            ));
+        }
+        let Unsealed::Private(key) = &*self.present_material(&rec)? else {
+            return Err(KmsError::Internal(
+                "key agreement key holds other material".into(),
+            ));
+        };
+        let secret = key
+            .derive_shared_secret(req.public_key.as_slice())
+            .map_err(crypto_to_kms)?;
+        dry_run(req.dry_run)?;
+        Ok(DeriveSharedSecretResponse {
+            key_id: Some(rec.arn()),
+            shared_secret: Some(Blob::new(secret.to_vec())),
+            ciphertext_for_recipient: None,
+            key_agreement_algorithm: Some(req.key_agreement_algorithm),
+            key_origin: Some(rec.origin),
         })
     }
 

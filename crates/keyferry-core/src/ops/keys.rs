@@ -56,6 +56,13 @@ impl Kms {
             ));
         }
         let origin = req.origin.unwrap_or(OriginType::AWS_KMS);
+        if origin == OriginType::EXTERNAL && !material::importable(spec) {
+            // AWS documents that ML-DSA and Ed25519 key material cannot be imported; which call
+            // refuses it and with which words is not recorded (docs/decisions.md).
+            return Err(KmsError::UnsupportedOperation(format!(
+                "KeySpec {spec} does not support imported key material (Origin EXTERNAL)."
+            )));
+        }
         match origin {
             OriginType::AWS_KMS | OriginType::EXTERNAL => {}
             other => {
@@ -341,6 +348,8 @@ impl Kms {
     /// KeyMetadata as DescribeKey/CreateKey show it.
     pub(crate) fn metadata(&self, rec: &KeyRecord) -> KeyMetadata {
         let spec = rec.key_spec;
+        let agreement = (rec.key_usage == KeyUsageType::KEY_AGREEMENT)
+            .then(|| asymmetric::key_agreement_algorithms(spec).to_vec());
         let (enc, sig, mac) = match rec.key_usage {
             KeyUsageType::ENCRYPT_DECRYPT if spec == KeySpec::SYMMETRIC_DEFAULT => (
                 Some(vec![EncryptionAlgorithmSpec::SYMMETRIC_DEFAULT]),
@@ -396,6 +405,7 @@ impl Kms {
             encryption_algorithms: enc,
             signing_algorithms: sig,
             mac_algorithms: mac,
+            key_agreement_algorithms: agreement,
             multi_region: Some(rec.multi_region),
             multi_region_configuration: rec.multi_region.then(|| MultiRegionConfiguration {
                 multi_region_key_type: Some(MultiRegionKeyType::PRIMARY),
@@ -459,7 +469,8 @@ fn check_spec_usage(spec: KeySpec, usage: KeyUsageType) -> Result<(), KmsError> 
         S::ECC_NIST_P256 | S::ECC_NIST_P384 | S::ECC_NIST_P521 => {
             &[U::SIGN_VERIFY, U::KEY_AGREEMENT]
         }
-        S::ECC_SECG_P256K1 => &[U::SIGN_VERIFY],
+        S::ECC_SECG_P256K1 | S::ECC_NIST_EDWARDS25519 => &[U::SIGN_VERIFY],
+        S::ML_DSA_44 | S::ML_DSA_65 | S::ML_DSA_87 => &[U::SIGN_VERIFY],
         other => {
             return Err(KmsError::UnsupportedOperation(format!(
                 "Keyferry does not support KeySpec {other}."
@@ -470,11 +481,6 @@ fn check_spec_usage(spec: KeySpec, usage: KeyUsageType) -> Result<(), KmsError> 
         return Err(validation(format!(
             "KeyUsage {usage} is not compatible with KeySpec {spec}"
         )));
-    }
-    if usage == U::KEY_AGREEMENT {
-        return Err(KmsError::UnsupportedOperation(
-            "Keyferry does not implement KEY_AGREEMENT keys (DeriveSharedSecret).".into(),
-        ));
     }
     Ok(())
 }
