@@ -137,6 +137,8 @@ pub struct Call {
     pub user_agent: Option<String>,
     /// The key ARNs the operation resolved (`RequestContext::touched_keys`).
     pub touched: Vec<String>,
+    /// The Region of the request (its credential scope, when this deployment serves it).
+    pub region: Option<String>,
 }
 
 impl Call {
@@ -309,7 +311,13 @@ impl Audit {
         e.insert("eventTime".into(), event_time(now).into());
         e.insert("eventSource".into(), source.into());
         e.insert("eventName".into(), operation.into());
-        e.insert("awsRegion".into(), self.region.clone().into());
+        e.insert(
+            "awsRegion".into(),
+            call.region
+                .clone()
+                .unwrap_or_else(|| self.region.clone())
+                .into(),
+        );
         e.insert(
             "sourceIPAddress".into(),
             call.source_ip.map(|ip| ip.to_string()).into(),

@@ -32,8 +32,9 @@ async fn protocol_headers_and_unit_responses() {
     );
     assert_eq!(
         api.error(
-            "ReplicateKey",
-            json!({"KeyId": id, "ReplicaRegion": "eu-west-1"})
+            "DeriveSharedSecret",
+            json!({"KeyId": id, "KeyAgreementAlgorithm": "ECDH",
+                   "PublicKey": "AAAA"})
         )
         .await
         .0,
