@@ -962,6 +962,7 @@ mod tests {
             source_ip: Some("192.0.2.1".parse().expect("ip")),
             user_agent: Some("aws-cli/2".into()),
             touched: vec![KEY_ARN.into()],
+            region: None,
         };
         let e = event_for(
             &call,
