@@ -55,6 +55,58 @@ fn regions_from_the_config_file() {
         );
         created.push(arn);
     }
+    // STS answers in every served Region too.
+    let mut cmd = std::process::Command::new("aws");
+    server.aws_env(&mut cmd);
+    let out = cmd
+        .args([
+            "--endpoint-url",
+            &server.endpoint,
+            "--region",
+            "ap-southeast-2",
+        ])
+        .args([
+            "sts",
+            "get-caller-identity",
+            "--query",
+            "Account",
+            "--output",
+            "text",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "111122223333");
+    // Keys are per Region: the eu-west-1 key is not in ap-southeast-2.
+    let mut cmd = std::process::Command::new("aws");
+    server.aws_env(&mut cmd);
+    let out = cmd
+        .args([
+            "--endpoint-url",
+            &server.endpoint,
+            "--region",
+            "ap-southeast-2",
+        ])
+        .args([
+            "kms",
+            "list-keys",
+            "--query",
+            "Keys[].KeyArn",
+            "--output",
+            "text",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), created[1]);
     // The default --region (us-east-1) is not served when --regions leaves it out.
     let mut cmd = std::process::Command::new("aws");
     server.aws_env(&mut cmd);
