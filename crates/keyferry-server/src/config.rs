@@ -244,13 +244,16 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         None => {
             // Never a new root key for a database that already has one: its material would
             // become unreadable and new material would be sealed under a second root.
-            let in_use = keyferry_core::reseal::database_in_use(
-                store.as_ref(),
-                &cfg.account_id,
-                &cfg.region,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot read storage {shown_db}: {e}"))?;
+            let mut in_use = false;
+            for region in cfg.served_regions() {
+                in_use |= keyferry_core::reseal::database_in_use(
+                    store.as_ref(),
+                    &cfg.account_id,
+                    &region,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read storage {shown_db}: {e}"))?;
+            }
             if in_use {
                 bail!(
                     "the root key file {} does not exist, but the database {shown_db} already has a root key (it holds its check value or keys sealed under it). \
