@@ -524,3 +524,105 @@ async fn import(
             .map(str::to_string),
     ))
 }
+
+/// ReplicateKey needs `kms:ReplicateKey` on the primary and `kms:CreateKey` (by IAM policy) in
+/// the replica's Region; the replica gets the policy given in the request.
+#[tokio::test]
+async fn replicate_key_authorization() {
+    const IDENTITIES: &str = r#"
+[[accounts]]
+id = "111122223333"
+root = { access_key_id = "AKIDROOT", secret_access_key = "root-secret" }
+
+[[accounts.users]]
+name = "replicator"
+access_keys = [{ access_key_id = "AKIDREPL", secret_access_key = "repl-secret" }]
+policies = ['''{"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Action":["kms:ReplicateKey","kms:DescribeKey"],"Resource":"*"},
+  {"Effect":"Allow","Action":"kms:CreateKey","Resource":"*"}]}''']
+
+[[accounts.users]]
+name = "nocreate"
+access_keys = [{ access_key_id = "AKIDNOCR", secret_access_key = "nocr-secret" }]
+policies = ['''{"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Action":["kms:ReplicateKey","kms:DescribeKey"],"Resource":"*"}]}''']
+
+[[accounts.users]]
+name = "noreplicate"
+access_keys = [{ access_key_id = "AKIDNORE", secret_access_key = "nore-secret" }]
+policies = ['''{"Version":"2012-10-17","Statement":[
+  {"Effect":"Allow","Action":["kms:CreateKey","kms:DescribeKey"],"Resource":"*"}]}''']
+"#;
+    let api = Api::with_identities(&[US, EU], Some(IDENTITIES)).await;
+    let root = ("AKIDROOT", "root-secret");
+    let call =
+        |who: (&'static str, &'static str), region: &'static str, op: &'static str, body: Value| {
+            let api = &api;
+            async move {
+                api.raw_as(who, region, op, body.to_string().as_bytes())
+                    .await
+            }
+        };
+    let (status, _, v) = call(root, US, "CreateKey", json!({"MultiRegion": true})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let id = v["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+    let body = json!({"KeyId": id, "ReplicaRegion": EU});
+
+    let (status, _, v) = call(
+        ("AKIDNORE", "nore-secret"),
+        US,
+        "ReplicateKey",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["__type"], "AccessDeniedException");
+    assert!(
+        v["message"].as_str().unwrap().contains("kms:ReplicateKey"),
+        "{v}"
+    );
+    let (status, _, v) = call(
+        ("AKIDNOCR", "nocr-secret"),
+        US,
+        "ReplicateKey",
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["__type"], "AccessDeniedException");
+    assert!(
+        v["message"].as_str().unwrap().contains("kms:CreateKey"),
+        "{v}"
+    );
+    // Nothing was created by the refused calls.
+    let (_, _, v) = call(root, EU, "ListKeys", json!({})).await;
+    assert_eq!(v["Keys"], json!([]));
+
+    // The replica's policy is the request's, under the lockout check: this one would leave the
+    // replicator (no kms:PutKeyPolicy in its IAM policy) unable to change it.
+    let policy = json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+        "Action": "kms:*", "Resource": "*"}]})
+    .to_string();
+    let (status, _, v) = call(
+        ("AKIDREPL", "repl-secret"),
+        US,
+        "ReplicateKey",
+        json!({"KeyId": id, "ReplicaRegion": EU, "Policy": policy}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["__type"], "MalformedPolicyDocumentException");
+    let (status, _, v) = call(
+        ("AKIDREPL", "repl-secret"),
+        US,
+        "ReplicateKey",
+        json!({"KeyId": id, "ReplicaRegion": EU, "Policy": policy,
+               "BypassPolicyLockoutSafetyCheck": true}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["ReplicaPolicy"], policy);
+    let (_, _, v) = call(root, EU, "GetKeyPolicy", json!({"KeyId": id})).await;
+    assert_eq!(v["Policy"], policy);
+}

@@ -38,13 +38,32 @@ impl Api {
 
     /// A server for these Regions (the first is the default Region).
     pub async fn with_regions(regions: &[&str]) -> Api {
+        Api::with_identities(regions, None).await
+    }
+
+    /// A server for these Regions with an identities file's accounts, users and roles (besides
+    /// the root access key `AKIDTEST` of 111122223333 when `identities` is `None`).
+    pub async fn with_identities(regions: &[&str], identities_toml: Option<&str>) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let store = keyferry_store::open_store(dir.path().join("kf.db").to_str().unwrap())
             .await
             .unwrap();
         let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000_000)));
         let root = RootKey::from_bytes(&[7u8; 32]).unwrap();
+        let mut identities = Identities::new();
+        match identities_toml {
+            Some(text) => identities.load_str(text).unwrap(),
+            None => identities
+                .add_root("111122223333", "AKIDTEST", SecretKey::new("s3cret"))
+                .unwrap(),
+        }
+        let directory = if identities_toml.is_some() {
+            identities.directory().clone()
+        } else {
+            keyferry_core::Directory::single("111122223333")
+        };
         let cfg = Config {
+            directory,
             region: regions[0].to_string(),
             regions: regions.iter().map(|r| r.to_string()).collect(),
             cache_ttl: Duration::from_secs(3600),
@@ -52,10 +71,6 @@ impl Api {
             ..Config::default()
         };
         let kms = Kms::new(cfg, store, &root, clock.clone());
-        let mut identities = Identities::new();
-        identities
-            .add_root("111122223333", "AKIDTEST", SecretKey::new("s3cret"))
-            .unwrap();
         let state = Arc::new(AppState::new(kms.clone(), identities, &root));
         Api {
             router: app(state),
@@ -80,6 +95,17 @@ impl Api {
         op: &str,
         body: &[u8],
     ) -> (StatusCode, http::HeaderMap, Value) {
+        self.raw_as(("AKIDTEST", "s3cret"), region, op, body).await
+    }
+
+    /// A request signed with this access key for `region`.
+    pub async fn raw_as(
+        &self,
+        (akid, secret): (&str, &str),
+        region: &str,
+        op: &str,
+        body: &[u8],
+    ) -> (StatusCode, http::HeaderMap, Value) {
         let mut req = Request::builder()
             .method("POST")
             .uri(format!("http://kms.{region}.amazonaws.com/"))
@@ -89,7 +115,7 @@ impl Api {
             .unwrap();
         keyferry_sigv4::sign(
             &mut req,
-            &Credentials::new("AKIDTEST", "s3cret"),
+            &Credentials::new(akid, secret),
             region,
             "kms",
             time::OffsetDateTime::now_utc(),
