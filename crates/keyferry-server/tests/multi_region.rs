@@ -626,3 +626,71 @@ policies = ['''{"Version":"2012-10-17","Statement":[
     let (_, _, v) = call(root, EU, "GetKeyPolicy", json!({"KeyId": id})).await;
     assert_eq!(v["Policy"], policy);
 }
+
+/// Rotation of generated material is the primary's, and its replicas follow: new ciphertexts
+/// in every Region use the new material, old ones keep decrypting everywhere.
+#[tokio::test]
+async fn rotation_of_a_primary_reaches_its_replicas() {
+    let api = Api::with_regions(&[US, EU]).await;
+    let id = api.create(json!({"MultiRegion": true})).await;
+    api.call_in(
+        US,
+        "ReplicateKey",
+        json!({"KeyId": id, "ReplicaRegion": EU}),
+    )
+    .await;
+    api.advance(1_001);
+    let first = describe(&api, EU, &id).await["CurrentKeyMaterialId"].clone();
+    assert_eq!(describe(&api, US, &id).await["CurrentKeyMaterialId"], first);
+    let pt = B64.encode(b"rotate me");
+    let old = api
+        .call_in(EU, "Encrypt", json!({"KeyId": id, "Plaintext": pt}))
+        .await["CiphertextBlob"]
+        .clone();
+    let (code, _) = api
+        .error_in(EU, "EnableKeyRotation", json!({"KeyId": id}))
+        .await;
+    assert_eq!(code, "UnsupportedOperationException");
+    api.call_in(
+        US,
+        "EnableKeyRotation",
+        json!({"KeyId": id, "RotationPeriodInDays": 90}),
+    )
+    .await;
+    let status = api
+        .call_in(EU, "GetKeyRotationStatus", json!({"KeyId": id}))
+        .await;
+    assert_eq!(status["KeyRotationEnabled"], true);
+    assert_eq!(status["RotationPeriodInDays"], 90);
+    // Automatic rotation, run by the sweeper on the primary.
+    api.advance(90 * 86_400_000 + 1);
+    api.kms.sweep().await.unwrap();
+    let second = describe(&api, US, &id).await["CurrentKeyMaterialId"].clone();
+    assert_ne!(second, first);
+    assert_eq!(
+        describe(&api, EU, &id).await["CurrentKeyMaterialId"],
+        second
+    );
+    // On demand.
+    api.call_in(US, "RotateKeyOnDemand", json!({"KeyId": id}))
+        .await;
+    let third = describe(&api, US, &id).await["CurrentKeyMaterialId"].clone();
+    assert_ne!(third, second);
+    assert_eq!(describe(&api, EU, &id).await["CurrentKeyMaterialId"], third);
+    let new = api
+        .call_in(EU, "Encrypt", json!({"KeyId": id, "Plaintext": pt}))
+        .await["CiphertextBlob"]
+        .clone();
+    for region in [US, EU] {
+        for c in [&old, &new] {
+            let out = api
+                .call_in(region, "Decrypt", json!({"CiphertextBlob": c}))
+                .await;
+            assert_eq!(out["Plaintext"], pt, "{region}");
+        }
+    }
+    let rotations = api
+        .call_in(EU, "ListKeyRotations", json!({"KeyId": id}))
+        .await;
+    assert_eq!(rotations["Rotations"].as_array().unwrap().len(), 2);
+}
