@@ -131,6 +131,8 @@ pub(crate) const CREATE_ALIAS: Access = admin("kms:CreateAlias");
 pub(crate) const UPDATE_ALIAS: Access = admin("kms:UpdateAlias");
 pub(crate) const DELETE_ALIAS: Access = admin("kms:DeleteAlias");
 pub(crate) const GET_KEY_LAST_USAGE: Access = admin("kms:GetKeyLastUsage");
+pub(crate) const REPLICATE_KEY: Access = admin("kms:ReplicateKey");
+pub(crate) const UPDATE_PRIMARY_REGION: Access = admin("kms:UpdatePrimaryRegion");
 
 /// The request-specific inputs of one authorization: condition keys from the request, the
 /// encryption context (for `kms:EncryptionContext:*` and grant constraints), grant tokens, and
@@ -313,7 +315,12 @@ impl Kms {
         c.set("kms:KeyOrigin", Value::String(rec.origin.to_string()));
         c.set("kms:MultiRegion", Value::Bool(rec.multi_region));
         if rec.multi_region {
-            c.set("kms:MultiRegionKeyType", Value::String("PRIMARY".into()));
+            let kind = if rec.is_replica() {
+                "REPLICA"
+            } else {
+                "PRIMARY"
+            };
+            c.set("kms:MultiRegionKeyType", Value::String(kind.into()));
         }
         for (k, v) in &rec.tags {
             c.set(&format!("aws:ResourceTag/{k}"), Value::String(v.clone()));
@@ -321,7 +328,7 @@ impl Kms {
         if compiled.needs_aliases {
             let aliases = self
                 .store
-                .list_aliases(&rec.account, &rec.region, Some(&rec.key_id), None, 1000)
+                .list_aliases(&rec.account, &rec.region, Some(&rec.row_id()), None, 1000)
                 .await?;
             c.set(
                 "kms:ResourceAliases",

@@ -119,6 +119,20 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// The same caller and request, acting in another Region (ReplicateKey authorizes
+    /// `kms:CreateKey` in the replica's Region, UpdatePrimaryRegion the new primary there).
+    pub fn in_region(&self, region: &str) -> RequestContext {
+        RequestContext {
+            principal: self.principal.clone(),
+            region: region.to_string(),
+            source_ip: self.source_ip,
+            user_agent: self.user_agent.clone(),
+            secure_transport: self.secure_transport,
+            request_id: self.request_id.clone(),
+            touched: Default::default(),
+        }
+    }
+
     /// A context for `principal` in `region` with no network details (tests, internal callers).
     pub fn new(principal: Principal, region: &str) -> RequestContext {
         RequestContext {

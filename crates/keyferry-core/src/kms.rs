@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::context::{Directory, RequestContext};
 use crate::import_token::TokenCache;
 use crate::pool::{PoolConfig, WrappingKeyPool};
-use crate::record::{KeyRecord, MaterialRecord, alias_arn, key_arn};
+use crate::record::{KeyRecord, MaterialRecord, alias_arn, key_arn, key_id_of_row, replica_row};
 use crate::store::{Store, StoredKey};
 
 /// Service configuration. Built once by the server and passed in; no globals.
@@ -24,6 +24,12 @@ use crate::store::{Store, StoredKey};
 pub struct Config {
     pub account_id: String,
     pub region: String,
+    /// Every Region this deployment serves (`--regions`; always contains `region`). A request's
+    /// Region is its SigV4 credential scope; keys, aliases and ARNs are per Region.
+    pub regions: Vec<String>,
+    /// How long a new replica stays `Creating` and the two keys of UpdatePrimaryRegion stay
+    /// `Updating` (AWS: "a few seconds"; see docs/decisions.md).
+    pub settle: Duration,
     /// How long a node may answer from its cached copy of a key record before re-reading the
     /// store. Writes through this node update its cache at once; other nodes sharing the database
     /// see a change within this time. Time-based changes (expiry, deletion) are exact regardless.
@@ -46,6 +52,8 @@ impl Default for Config {
         Config {
             account_id: "111122223333".into(),
             region: "us-east-1".into(),
+            regions: vec!["us-east-1".into()],
+            settle: Duration::from_secs(1),
             cache_ttl: Duration::from_secs(5),
             wrapping_pool_size: 4,
             wrapping_pool_max: crate::pool::PoolConfig::default().max,
@@ -188,7 +196,7 @@ impl Kms {
             if resource.starts_with("alias/") && allow_alias {
                 let own = account == ctx.account();
                 let target = self.alias_target(account, region, resource, own).await?;
-                return Ok((target, account.to_string()));
+                return Ok((key_id_of_row(&target).to_string(), account.to_string()));
             }
             return Err(invalid());
         }
@@ -199,7 +207,10 @@ impl Kms {
             let target = self
                 .alias_target(ctx.account(), &ctx.region, input, true)
                 .await?;
-            return Ok((target, ctx.account().to_string()));
+            return Ok((
+                key_id_of_row(&target).to_string(),
+                ctx.account().to_string(),
+            ));
         }
         if is_key_id(input) {
             Ok((input.to_string(), ctx.account().to_string()))
@@ -272,7 +283,7 @@ impl Kms {
                 key_arn(&ctx.region, &account, &id)
             ))
         };
-        let rec = match self.load(&id).await {
+        let rec = match self.load_member(&ctx.region, &id).await {
             Ok(rec) => rec,
             Err(KmsError::NotFound(_)) => return Err(not_found()),
             Err(e) => return Err(e),
@@ -293,8 +304,56 @@ impl Kms {
             .map(|r| r.key_spec)
     }
 
-    pub(crate) fn not_found(&self, key_id: &str) -> KmsError {
-        KmsError::NotFound(format!("Key '{}' does not exist", self.arn(key_id)))
+    /// NotFound for a store row (a replica's row names its Region).
+    pub(crate) fn not_found(&self, row: &str) -> KmsError {
+        let arn = match row.split_once('@') {
+            Some((id, region)) => key_arn(region, &self.cfg.account_id, id),
+            None => self.arn(row),
+        };
+        KmsError::NotFound(format!("Key '{arn}' does not exist"))
+    }
+
+    /// Whether this deployment serves `region`.
+    pub fn serves(&self, region: &str) -> bool {
+        self.cfg.regions.iter().any(|r| r == region)
+    }
+
+    /// The key `key_id` as it exists in `region`: a single-Region key is its one row (the
+    /// caller checks its Region); a multi-Region key's member in `region` is the bare row if
+    /// that one is in `region` (the member CreateKey made), else the replica row
+    /// `mrk-…@<region>`.
+    pub(crate) async fn load_member(
+        &self,
+        region: &str,
+        key_id: &str,
+    ) -> Result<Arc<KeyRecord>, KmsError> {
+        if !key_id.starts_with("mrk-") {
+            return self.load(key_id).await;
+        }
+        match self.load(key_id).await {
+            Ok(rec) if rec.region == region => return Ok(rec),
+            Ok(_) | Err(KmsError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.load(&replica_row(key_id, region)).await
+    }
+
+    /// Every member of the multi-Region key `key_id` of `account`, in the served Regions'
+    /// order (the primary and its replicas; a single-Region key is its own only member).
+    pub(crate) async fn members(
+        &self,
+        account: &str,
+        key_id: &str,
+    ) -> Result<Vec<Arc<KeyRecord>>, KmsError> {
+        let mut out = Vec::new();
+        for region in &self.cfg.regions {
+            match self.load_member(region, key_id).await {
+                Ok(rec) if rec.account == account && rec.region == *region => out.push(rec),
+                Ok(_) | Err(KmsError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     // ---- reading --------------------------------------------------------------------------
@@ -335,13 +394,20 @@ impl Kms {
                 map.clear();
             }
             map.insert(
-                rec.key_id.clone(),
+                rec.row_id(),
                 CachedRecord {
                     rec,
                     fetched: Instant::now(),
                 },
             );
         }
+    }
+
+    /// Whether this node knows `key_id` in `region` as a replica row (`mrk-…@<region>`).
+    pub(crate) fn is_replica_row(&self, key_id: &str, region: &str) -> bool {
+        self.records
+            .read()
+            .is_ok_and(|map| map.contains_key(&replica_row(key_id, region)))
     }
 
     pub(crate) fn forget(&self, key_id: &str) {
@@ -354,14 +420,23 @@ impl Kms {
 
     pub(crate) async fn insert(&self, rec: KeyRecord) -> Result<Arc<KeyRecord>, KmsError> {
         let stored = StoredKey {
-            key_id: rec.key_id.clone(),
+            key_id: rec.row_id(),
             account: rec.account.clone(),
             region: rec.region.clone(),
             version: 1,
             due_ms: rec.due_ms(),
             doc: rec.encode()?,
         };
-        self.store.insert_key(&stored).await?;
+        match self.store.insert_key(&stored).await {
+            Ok(()) => {}
+            Err(crate::store::StoreError::AlreadyExists) => {
+                return Err(KmsError::AlreadyExists(format!(
+                    "Key '{}' already exists.",
+                    rec.arn()
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
         let rec = Arc::new(rec);
         self.remember(rec.clone());
         Ok(rec)
@@ -394,12 +469,17 @@ impl Kms {
                 return Err(self.not_found(key_id));
             };
             let mut rec = KeyRecord::decode(&stored.doc)?;
+            let before = shared_fingerprint(&rec);
             let now = self.now_ms();
             if self.apply_time(&mut rec, now)? == TimeOutcome::Deleted {
                 self.store.delete_key(key_id).await?;
                 self.forget(key_id);
                 if let Ok(mut map) = self.aliases.write() {
                     map.retain(|_, (target, _)| target != key_id);
+                }
+                if rec.multi_region {
+                    self.member_deleted(rec.account.clone(), rec.key_id.clone())
+                        .await?;
                 }
                 return Err(self.not_found(key_id));
             }
@@ -415,6 +495,9 @@ impl Kms {
             if self.store.update_key(&next, stored.version).await? {
                 let rec = Arc::new(rec);
                 self.remember(rec.clone());
+                if rec.is_primary() && shared_fingerprint(&rec) != before {
+                    self.sync_replicas(rec.clone()).await?;
+                }
                 return Ok((out, rec));
             }
         }
@@ -432,8 +515,7 @@ impl Kms {
         }
         let mut expired_any = false;
         rec.materials.retain(|m| {
-            !(m.state == KeyMaterialState::PENDING_ROTATION
-                && m.valid_to_ms.is_some_and(|v| v <= now))
+            !(crate::record::is_pending(m.state) && m.valid_to_ms.is_some_and(|v| v <= now))
         });
         for m in rec.materials.iter_mut() {
             if m.sealed.is_some() && m.valid_to_ms.is_some_and(|v| v <= now) {
@@ -447,7 +529,21 @@ impl Kms {
         {
             rec.state = KeyState::PendingImport;
         }
+        if let Some(at) = rec.settle_ms
+            && at <= now
+        {
+            rec.settle_ms = None;
+            let settled = rec.settle_state.take().unwrap_or(KeyState::Enabled);
+            if matches!(rec.state, KeyState::Creating | KeyState::Updating) {
+                rec.state = if settled == KeyState::Enabled && !rec.all_material_present() {
+                    KeyState::PendingImport
+                } else {
+                    settled
+                };
+            }
+        }
         if rec.rotation_enabled
+            && !rec.is_replica()
             && rec.state == KeyState::Enabled
             && rec.next_rotation_ms.is_some_and(|t| t <= now)
         {
@@ -601,7 +697,8 @@ impl Kms {
     /// The key must be Enabled.
     pub(crate) fn require_enabled(&self, rec: &KeyRecord) -> Result<(), KmsError> {
         match rec.state {
-            KeyState::Enabled => Ok(()),
+            // UpdatePrimaryRegion's `Updating` keeps cryptographic operations working (AWS).
+            KeyState::Enabled | KeyState::Updating => Ok(()),
             KeyState::Disabled => Err(KmsError::Disabled(format!("{} is disabled.", rec.arn()))),
             other => Err(state_error(rec, other)),
         }
@@ -623,6 +720,28 @@ impl Kms {
             )))
         }
     }
+}
+
+/// What a multi-Region primary shares with its replicas (`sync_replicas` runs when it changes).
+fn shared_fingerprint(rec: &KeyRecord) -> String {
+    let mut s = format!(
+        "{:?}|{}|{:?}|{:?}|{}|",
+        rec.primary_region,
+        rec.rotation_enabled,
+        rec.rotation_period_days,
+        rec.next_rotation_ms,
+        rec.on_demand_rotations
+    );
+    for m in &rec.materials {
+        s.push_str(&format!(
+            "{}:{}:{:?}:{}|",
+            m.id,
+            m.state,
+            m.rotation_ms,
+            m.sealed.is_some()
+        ));
+    }
+    s
 }
 
 #[derive(Debug, PartialEq, Eq)]

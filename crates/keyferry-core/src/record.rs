@@ -47,6 +47,21 @@ pub struct KeyRecord {
     /// key AWS creates and manages (`KeyManager` `AWS`); `None` for customer managed keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aws_managed: Option<String>,
+    /// Multi-Region keys: the store row of this member when it is not the key id (a replica
+    /// created by ReplicateKey is stored as `mrk-…@<region>`; the member CreateKey made is
+    /// stored under the bare key id). `None` for every single-Region key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<String>,
+    /// Multi-Region keys: the Region of the set's primary key, as this member last learnt it
+    /// (`None` on records written before replication existed: the member is the primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_region: Option<String>,
+    /// A transient state (`Creating`, `Updating`) ends at this time and the key moves to
+    /// `settle_state`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settle_state: Option<KeyState>,
     /// The key policy compiled for evaluation, made on first use. Records are immutable once
     /// shared (`Arc<KeyRecord>`); a write decodes a fresh record, so this never outlives the
     /// policy text it was compiled from.
@@ -87,6 +102,25 @@ impl KeyRecord {
         key_arn(&self.region, &self.account, &self.key_id)
     }
 
+    /// The store row this record lives in (the key id, except for replicas).
+    pub fn row_id(&self) -> String {
+        self.row.clone().unwrap_or_else(|| self.key_id.clone())
+    }
+
+    /// A multi-Region primary key (a single-Region key is neither primary nor replica).
+    pub fn is_primary(&self) -> bool {
+        self.multi_region
+            && self
+                .primary_region
+                .as_deref()
+                .is_none_or(|r| r == self.region)
+    }
+
+    /// A multi-Region replica key.
+    pub fn is_replica(&self) -> bool {
+        self.multi_region && !self.is_primary()
+    }
+
     pub fn current(&self) -> Option<&MaterialRecord> {
         self.materials
             .iter()
@@ -111,6 +145,11 @@ impl KeyRecord {
         self.materials
             .iter()
             .find(|m| m.state == KeyMaterialState::PENDING_ROTATION)
+    }
+
+    /// Material waiting for a rotation, in either pending state.
+    pub fn pending_any(&self) -> Option<&MaterialRecord> {
+        self.materials.iter().find(|m| is_pending(m.state))
     }
 
     /// True when every associated material is present (for imported keys: imported, not expired/deleted).
@@ -142,6 +181,7 @@ impl KeyRecord {
             }
         };
         consider(self.deletion_ms);
+        consider(self.settle_ms);
         for m in &self.materials {
             if m.sealed.is_some() {
                 consider(m.valid_to_ms);
@@ -172,6 +212,26 @@ impl KeyRecord {
 
 pub fn key_arn(region: &str, account: &str, key_id: &str) -> String {
     format!("arn:aws:kms:{region}:{account}:key/{key_id}")
+}
+
+/// The store row of key `key_id` in `region` when it is a replica (see `KeyRecord::row`).
+pub fn replica_row(key_id: &str, region: &str) -> String {
+    format!("{key_id}@{region}")
+}
+
+/// The key id of a store row (`mrk-…@<region>` → `mrk-…`).
+pub fn key_id_of_row(row: &str) -> &str {
+    row.split_once('@').map_or(row, |(id, _)| id)
+}
+
+/// Material imported for a rotation that has not happened yet (`PENDING_ROTATION`, or
+/// `PENDING_MULTI_REGION_IMPORT_AND_ROTATION` while replicas still lack it).
+pub fn is_pending(state: KeyMaterialState) -> bool {
+    matches!(
+        state,
+        KeyMaterialState::PENDING_ROTATION
+            | KeyMaterialState::PENDING_MULTI_REGION_IMPORT_AND_ROTATION
+    )
 }
 
 pub fn alias_arn(region: &str, account: &str, alias: &str) -> String {

@@ -137,6 +137,8 @@ pub struct Call {
     pub user_agent: Option<String>,
     /// The key ARNs the operation resolved (`RequestContext::touched_keys`).
     pub touched: Vec<String>,
+    /// The Region of the request (its credential scope, when this deployment serves it).
+    pub region: Option<String>,
 }
 
 impl Call {
@@ -318,7 +320,7 @@ impl Audit {
             event_time: event_time(now),
             event_source: source,
             event_name: operation,
-            aws_region: &self.region,
+            aws_region: call.region.as_deref().unwrap_or(&self.region),
             source_ip_address: call.source_ip,
             user_agent: call.user_agent.as_deref(),
             error_code,
@@ -972,6 +974,7 @@ mod tests {
             source_ip: Some("192.0.2.1".parse().expect("ip")),
             user_agent: Some("aws-cli/2".into()),
             touched: vec![KEY_ARN.into()],
+            region: None,
         };
         let e = event_for(
             &call,

@@ -37,6 +37,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub region: String,
+    /// Every Region served (`--regions`); empty means just `region`.
+    pub regions: Vec<String>,
     pub account_id: String,
     /// `postgres://…` or a SQLite path; default `<data_dir>/keyferry.db`.
     pub database_url: Option<RedactedUrl>,
@@ -83,6 +85,7 @@ impl ServeConfig {
             listen,
             data_dir,
             region: "us-east-1".into(),
+            regions: Vec::new(),
             account_id: "111122223333".into(),
             database_url: None,
             root_key_file: None,
@@ -122,11 +125,48 @@ impl ServeConfig {
                 self.listen
             );
         }
+        for r in &self.regions {
+            if !valid_region_name(r) {
+                bail!("--regions: {r:?} is not a Region name (like us-east-1 or eu-west-1)");
+            }
+        }
+        if !valid_region_name(&self.region) {
+            bail!(
+                "--region: {:?} is not a Region name (like us-east-1)",
+                self.region
+            );
+        }
         if self.limits.max_connections == 0 {
             bail!("--max-connections must be at least 1");
         }
         Ok(())
     }
+}
+
+/// The Regions served: `regions` with `region` first (the default for messages, the audit
+/// trail's Region of unauthenticated requests), each once.
+impl ServeConfig {
+    pub fn served_regions(&self) -> Vec<String> {
+        let mut out = vec![self.region.clone()];
+        for r in &self.regions {
+            if !out.contains(r) {
+                out.push(r.clone());
+            }
+        }
+        out
+    }
+}
+
+/// AWS Region names: lowercase words and a number joined by `-` (`us-east-1`, `us-gov-west-1`).
+fn valid_region_name(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    (3..=4).contains(&parts.len())
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A database URL whose `Debug` hides any password.
@@ -160,7 +200,7 @@ impl Running {
         let scheme = if tls { "https" } else { "http" };
         println!(
             "keyferry: listening on {scheme}://{addr} (region {}, account {})",
-            self.state.kms.config().region,
+            self.state.kms.config().regions.join(","),
             self.state.kms.config().account_id
         );
         println!("keyferry: storage {}", self.database);
@@ -222,13 +262,16 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         None => {
             // Never a new root key for a database that already has one: its material would
             // become unreadable and new material would be sealed under a second root.
-            let in_use = keyferry_core::reseal::database_in_use(
-                store.as_ref(),
-                &cfg.account_id,
-                &cfg.region,
-            )
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot read storage {shown_db}: {e}"))?;
+            let mut in_use = false;
+            for region in cfg.served_regions() {
+                in_use |= keyferry_core::reseal::database_in_use(
+                    store.as_ref(),
+                    &cfg.account_id,
+                    &region,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read storage {shown_db}: {e}"))?;
+            }
             if in_use {
                 bail!(
                     "the root key file {} does not exist, but the database {shown_db} already has a root key (it holds its check value or keys sealed under it). \
@@ -248,6 +291,8 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         Config {
             account_id: cfg.account_id.clone(),
             region: cfg.region.clone(),
+            regions: cfg.served_regions(),
+            settle: Config::default().settle,
             cache_ttl: cfg.cache_ttl,
             wrapping_pool_size: cfg.wrapping_pool_size,
             wrapping_pool_max: cfg.wrapping_pool_max,

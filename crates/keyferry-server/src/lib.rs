@@ -43,10 +43,12 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Everything a request needs, shared by all requests.
 pub struct AppState {
     pub kms: Arc<Kms>,
-    /// SigV4 for KMS requests (credential scope `<region>/kms`).
+    /// SigV4 for KMS requests (credential scope `<region>/kms`) of the default Region.
     pub verifier: Verifier,
-    /// SigV4 for STS requests (credential scope `<region>/sts`).
+    /// SigV4 for STS requests (credential scope `<region>/sts`) of the default Region.
     pub sts_verifier: Verifier,
+    /// The KMS and STS verifiers of the other served Regions (`--regions`).
+    pub other_regions: Vec<(Verifier, Verifier)>,
     pub identities: Identities,
     pub sts: Sts,
     /// The audit trail (`audit.rs`): one event per request; feeds GetKeyLastUsage.
@@ -62,6 +64,13 @@ impl AppState {
         AppState {
             verifier: Verifier::new(&region, "kms"),
             sts_verifier: Verifier::new(&region, "sts"),
+            other_regions: kms
+                .config()
+                .regions
+                .iter()
+                .filter(|r| **r != region)
+                .map(|r| (Verifier::new(r, "kms"), Verifier::new(r, "sts")))
+                .collect(),
             sts: Sts::new(root),
             audit: audit::Audit::disabled(&region, &kms.config().account_id),
             identities,
@@ -146,10 +155,32 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ConnectInfoOpt {
 /// Which service a request is for, from its SigV4 credential scope
 /// (`Credential=<akid>/<date>/<region>/<service>/aws4_request`).
 fn scope_service(headers: &axum::http::HeaderMap) -> Option<&str> {
+    scope_part(headers, 3)
+}
+
+fn scope_part(headers: &axum::http::HeaderMap, n: usize) -> Option<&str> {
     let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let cred = auth.split("Credential=").nth(1)?;
     let cred = cred.split([',', ' ']).next()?;
-    cred.split('/').nth(3)
+    cred.split('/').nth(n)
+}
+
+impl AppState {
+    /// The (KMS, STS) verifiers for the Region of the request's credential scope. A Region
+    /// this deployment does not serve gets the default Region's, which refuse it as AWS
+    /// refuses a signature scoped to the wrong Region ("Credential should be scoped to a valid
+    /// region").
+    fn verifiers(&self, headers: &axum::http::HeaderMap) -> (&Verifier, &Verifier) {
+        if let Some(region) = scope_part(headers, 2)
+            && let Some((k, s)) = self
+                .other_regions
+                .iter()
+                .find(|(k, _)| k.region() == region)
+        {
+            return (k, s);
+        }
+        (&self.verifier, &self.sts_verifier)
+    }
 }
 
 fn auth_error(e: keyferry_sigv4::AuthError) -> ApiError {
@@ -235,11 +266,13 @@ async fn handle_inner(
         headers: &parts.headers,
         body: &body,
     };
+    let (verifier, sts_verifier) = st.verifiers(&parts.headers);
+    call.region = Some(verifier.region().to_string());
     if scope_service(&parts.headers) == Some("sts") {
         call.service = audit::Service::Sts;
-        return Ok(handle_sts(st, &signed, request_id, call));
+        return Ok(handle_sts(st, sts_verifier, &signed, request_id, call));
     }
-    let principal = authenticate(st, &st.verifier, &signed).map_err(|r| match r {
+    let principal = authenticate(st, verifier, &signed).map_err(|r| match r {
         Rejected::Auth(e) => auth_error(e),
         Rejected::Session(sts::SessionError::Expired) => ApiError::client(
             "ExpiredTokenException",
@@ -264,7 +297,7 @@ async fn handle_inner(
     };
     let cx = RequestContext {
         principal,
-        region: st.verifier.region().to_string(),
+        region: verifier.region().to_string(),
         source_ip: peer.map(|p| p.ip()),
         // Read from the headers once, by the audit record.
         user_agent: call.user_agent.clone(),
@@ -296,11 +329,12 @@ enum Outcome {
 /// An STS request (Query protocol): always an XML answer.
 fn handle_sts(
     st: &AppState,
+    verifier: &Verifier,
     signed: &SignedRequest<'_>,
     request_id: &str,
     call: &mut audit::Call,
 ) -> Outcome {
-    let answer = match authenticate(st, &st.sts_verifier, signed) {
+    let answer = match authenticate(st, verifier, signed) {
         Err(Rejected::Auth(e)) => {
             let code = match e {
                 keyferry_sigv4::AuthError::UnrecognizedClient => "InvalidClientTokenId",

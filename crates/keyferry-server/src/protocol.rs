@@ -167,6 +167,7 @@ pub async fn dispatch(
         "ListRetirableGrants" => list_retirable_grants,
         "PutKeyPolicy" => put_key_policy,
         "ReEncrypt" => re_encrypt,
+        "ReplicateKey" => replicate_key,
         "RetireGrant" => retire_grant,
         "RevokeGrant" => revoke_grant,
         "RotateKeyOnDemand" => rotate_key_on_demand,
@@ -176,6 +177,7 @@ pub async fn dispatch(
         "UntagResource" => untag_resource,
         "UpdateAlias" => update_alias,
         "UpdateKeyDescription" => update_key_description,
+        "UpdatePrimaryRegion" => update_primary_region,
         "Verify" => verify,
         "VerifyMac" => verify_mac,
     )

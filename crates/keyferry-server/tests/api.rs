@@ -30,14 +30,17 @@ async fn protocol_headers_and_unit_responses() {
         StatusCode::OK,
         "empty body is an empty request: {v}"
     );
+    // Every operation of botocore's model is implemented; DeriveSharedSecret on a symmetric key
+    // is the wrong key usage.
     assert_eq!(
         api.error(
-            "ReplicateKey",
-            json!({"KeyId": id, "ReplicaRegion": "eu-west-1"})
+            "DeriveSharedSecret",
+            json!({"KeyId": id, "KeyAgreementAlgorithm": "ECDH",
+                   "PublicKey": "AAAA"})
         )
         .await
         .0,
-        "UnsupportedOperationException"
+        "InvalidKeyUsageException"
     );
     assert_eq!(
         api.error("Frobnicate", json!({})).await.0,

@@ -97,6 +97,11 @@ struct ServeArgs {
     /// AWS Region the server answers for (credential scope and ARNs).
     #[arg(long, default_value = "us-east-1", env = "KEYFERRY_REGION")]
     region: String,
+    /// Every AWS Region this deployment serves, comma-separated (e.g. us-east-1,eu-west-1);
+    /// default: just --region. The Region of a request is its SigV4 credential scope; keys,
+    /// aliases and ARNs are per Region, and multi-Region keys replicate between these.
+    #[arg(long, env = "KEYFERRY_REGIONS", value_delimiter = ',')]
+    regions: Vec<String>,
     /// AWS account id in ARNs.
     #[arg(long, default_value = "111122223333", env = "KEYFERRY_ACCOUNT_ID")]
     account_id: String,
@@ -391,6 +396,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listen = resolve_listen("--listen", &args.listen).await?;
     let mut cfg = ServeConfig::new(listen, args.data);
     cfg.region = args.region;
+    cfg.regions = args
+        .regions
+        .into_iter()
+        .map(|r| r.trim().to_string())
+        .collect();
+    // --regions without --region: the first listed is the default Region.
+    if !cfg.regions.is_empty() && !cfg.regions.contains(&cfg.region) {
+        cfg.region = cfg.regions[0].clone();
+    }
     cfg.account_id = args.account_id;
     cfg.database_url = args.database_url.map(RedactedUrl);
     cfg.root_key_file = args.root_key_file;

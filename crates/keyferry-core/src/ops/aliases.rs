@@ -7,7 +7,7 @@ use crate::KmsError;
 use crate::authz::{self, Ask};
 use crate::context::RequestContext;
 use crate::kms::Kms;
-use crate::record::alias_arn;
+use crate::record::{alias_arn, key_id_of_row};
 use crate::store::{AliasRow, StoreError};
 
 impl Kms {
@@ -33,7 +33,7 @@ impl Kms {
             account: account.to_string(),
             region: region.to_string(),
             name: req.alias_name.clone(),
-            target_key_id: target.key_id.clone(),
+            target_key_id: target.row_id(),
             creation_ms: now,
             last_updated_ms: now,
         };
@@ -88,7 +88,7 @@ impl Kms {
                 account,
                 region,
                 &req.alias_name,
-                &target.key_id,
+                &target.row_id(),
                 self.now_ms(),
             )
             .await?
@@ -141,7 +141,14 @@ impl Kms {
         self.authorize_identity(cx, "kms:ListAliases", "*", Ask::none())?;
         let (account, region) = (cx.account(), cx.region.as_str());
         let key_id = match &req.key_id {
-            Some(k) => Some(self.resolve_id(cx, k, false).await?.0),
+            Some(k) => {
+                let id = self.resolve_id(cx, k, false).await?.0;
+                // A multi-Region key's aliases target its member in this Region.
+                match self.load_member(region, &id).await {
+                    Ok(rec) if rec.region == region => Some(rec.row_id()),
+                    _ => Some(id),
+                }
+            }
             None => None,
         };
         let limit = req.limit.unwrap_or(100) as u32;
@@ -197,7 +204,7 @@ impl Kms {
                         Some(r) => AliasListEntry {
                             alias_arn: Some(alias_arn(region, account, &r.name)),
                             alias_name: Some(r.name),
-                            target_key_id: Some(r.target_key_id),
+                            target_key_id: Some(key_id_of_row(&r.target_key_id).to_string()),
                             creation_date: Some(ts(r.creation_ms)),
                             last_updated_date: Some(ts(r.last_updated_ms)),
                         },

@@ -400,11 +400,11 @@ impl Kms {
             direct.push(role);
         }
         for g in &direct {
-            out.extend(self.grants_for(&rec.key_id, g).await?.iter().cloned());
+            out.extend(self.grants_for(&rec.row_id(), g).await?.iter().cloned());
         }
         let account_root = format!("arn:aws:iam::{}:root", me.account);
         if !direct.contains(&account_root) {
-            let to_account = self.grants_for(&rec.key_id, &account_root).await?;
+            let to_account = self.grants_for(&rec.row_id(), &account_root).await?;
             if !to_account.is_empty()
                 && self
                     .authorize_identity(cx, action, &rec.arn(), Ask::none())
@@ -419,7 +419,7 @@ impl Kms {
                 continue;
             }
             if let Some(row) = self.store.get_grant(&id).await?
-                && row.key_id == rec.key_id
+                && row.key_id == rec.row_id()
                 && names_caller(cx, &row.grantee_principal)
             {
                 out.push(Grant::decode(row)?);
@@ -567,7 +567,7 @@ impl Kms {
         }
         dry_run(req.dry_run)?;
         if let Some(name) = &req.name
-            && let Some(row) = self.store.find_grant_by_name(&rec.key_id, name).await?
+            && let Some(row) = self.store.find_grant_by_name(&rec.row_id(), name).await?
         {
             let existing = Grant::decode(row)?;
             let mut a = existing.doc.operations.clone();
@@ -585,7 +585,7 @@ impl Kms {
                 });
             }
         }
-        if self.store.count_grants(&rec.key_id).await? >= MAX_GRANTS_PER_KEY {
+        if self.store.count_grants(&rec.row_id()).await? >= MAX_GRANTS_PER_KEY {
             return Err(KmsError::LimitExceeded(format!(
                 "The request was rejected because the KMS key {} already has {MAX_GRANTS_PER_KEY} grants.",
                 rec.arn()
@@ -603,7 +603,7 @@ impl Kms {
             let grant_id = hex::encode(&rng::random_bytes(32)[..]);
             let row = GrantRow {
                 grant_id: grant_id.clone(),
-                key_id: rec.key_id.clone(),
+                key_id: rec.row_id(),
                 grantee_principal: req.grantee_principal.clone(),
                 retiring_principal: req.retiring_principal.clone(),
                 name: req.name.clone(),
@@ -613,7 +613,7 @@ impl Kms {
             };
             match self.store.insert_grant(&row).await {
                 Ok(()) => {
-                    self.grants.forget(&rec.key_id);
+                    self.grants.forget(&rec.row_id());
                     return Ok(CreateGrantResponse {
                         grant_token: Some(self.grants.token(&grant_id)?),
                         grant_id: Some(grant_id),
@@ -647,16 +647,19 @@ impl Kms {
         let after = req.marker.as_deref();
         let mut rows: Vec<GrantRow> = if let Some(id) = &req.grant_id {
             match self.store.get_grant(id).await? {
-                Some(row) if row.key_id == rec.key_id => vec![row],
+                Some(row) if row.key_id == rec.row_id() => vec![row],
                 _ => Vec::new(),
             }
         } else if let Some(grantee) = &req.grantee_principal {
-            let mut rows = self.store.grants_for_grantee(&rec.key_id, grantee).await?;
+            let mut rows = self
+                .store
+                .grants_for_grantee(&rec.row_id(), grantee)
+                .await?;
             rows.sort_by(|a, b| a.grant_id.cmp(&b.grant_id));
             rows
         } else {
             self.store
-                .list_grants(&rec.key_id, after, limit as u32 + 1)
+                .list_grants(&rec.row_id(), after, limit as u32 + 1)
                 .await?
         };
         if let Some(g) = &req.grantee_principal {
@@ -735,7 +738,7 @@ impl Kms {
             return Err(grant_not_found(&grant_id));
         };
         if let Some(k) = &key
-            && k.key_id != row.key_id
+            && k.row_id() != row.key_id
         {
             return Err(grant_not_found(&grant_id));
         }
@@ -784,12 +787,12 @@ impl Kms {
             return Err(invalid_grant_id(&req.grant_id));
         }
         match self.store.get_grant(&req.grant_id).await? {
-            Some(row) if row.key_id == rec.key_id => {}
+            Some(row) if row.key_id == rec.row_id() => {}
             _ => return Err(grant_not_found(&req.grant_id)),
         }
         dry_run(req.dry_run)?;
         self.store.delete_grant(&req.grant_id).await?;
-        self.grants.forget(&rec.key_id);
+        self.grants.forget(&rec.row_id());
         Ok(())
     }
 }

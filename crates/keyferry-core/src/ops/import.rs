@@ -131,7 +131,8 @@ impl Kms {
         let now = self.now_ms();
         let expires_ms = now + PARAMETERS_VALID_MS;
         let issued = Arc::new(ImportToken {
-            key_id: rec.key_id.clone(),
+            // The row, not the key id: each member of a multi-Region key needs its own token.
+            key_id: rec.row_id(),
             algorithm: req.wrapping_algorithm,
             spec: req.wrapping_key_spec,
             expires_ms,
@@ -235,7 +236,7 @@ impl Kms {
         }
 
         // 3. Token, unwrap and material checks: CPU-heavy, off the async threads.
-        let token_key_id = rec.key_id.clone();
+        let token_key_id = rec.row_id();
         let spec = rec.key_spec;
         let token_bytes = req.import_token.clone();
         let encrypted = req.encrypted_key_material.clone();
@@ -283,10 +284,14 @@ impl Kms {
         }
         let (material_id, sealed) = self.seal_material(&rec.key_id, &canonical)?;
         drop(canonical);
+        // A multi-Region primary with replicas: new material stays
+        // PENDING_MULTI_REGION_IMPORT_AND_ROTATION until every replica has it.
+        let replicated = rec.is_primary() && !self.replicas_of(&rec).await?.is_empty();
+        let replica = rec.is_replica();
 
         // 4. The state change, atomically.
         let (_, rec) = self
-            .mutate(&rec.key_id.clone(), |rec| {
+            .mutate(&rec.row_id(), |rec| {
                 if rec.state == KeyState::PendingDeletion {
                     return Err(state_error(rec, KeyState::PendingDeletion));
                 }
@@ -296,6 +301,12 @@ impl Kms {
                 } else {
                     ImportType::EXISTING_KEY_MATERIAL
                 });
+                if replica && import_type == ImportType::NEW_KEY_MATERIAL {
+                    return Err(KmsError::UnsupportedOperation(format!(
+                        "{} is a multi-Region replica key: import new key material into its primary key, then the same key material into this key with ImportType EXISTING_KEY_MATERIAL.",
+                        rec.arn()
+                    )));
+                }
                 if let Some(given) = &req.key_material_id
                     && *given != material_id {
                         return Err(KmsError::IncorrectKeyMaterial(format!(
@@ -331,7 +342,7 @@ impl Kms {
                                     .into(),
                             ));
                         }
-                        if let Some(p) = rec.pending_rotation() {
+                        if let Some(p) = rec.pending_any() {
                             return Err(KmsError::InvalidState(format!(
                                 "New key material (id: {material_id}) cannot be imported into KMS key {}, because another key material (id: {}) is pending rotation.",
                                 rec.arn(),
@@ -341,7 +352,12 @@ impl Kms {
                         if rec.state == KeyState::PendingImport {
                             return Err(state_error(rec, KeyState::PendingImport));
                         }
-                        rec.materials.push(MaterialRecord { state: KeyMaterialState::PENDING_ROTATION, ..fresh });
+                        let state = if replicated {
+                            KeyMaterialState::PENDING_MULTI_REGION_IMPORT_AND_ROTATION
+                        } else {
+                            KeyMaterialState::PENDING_ROTATION
+                        };
+                        rec.materials.push(MaterialRecord { state, ..fresh });
                         return Ok(());
                     }
                     (ImportType::EXISTING_KEY_MATERIAL, false) => {
@@ -365,6 +381,9 @@ impl Kms {
                 Ok(())
             })
             .await?;
+        if rec.is_replica() {
+            self.settle_multi_region_import(&rec).await?;
+        }
         Ok(ImportKeyMaterialResponse {
             key_id: Some(rec.arn()),
             key_material_id: symmetric.then_some(material_id),
@@ -384,8 +403,7 @@ impl Kms {
                 Ask::none(),
             )
             .await?
-            .key_id
-            .clone();
+            .row_id();
         let (deleted, rec) = self
             .mutate(&id, |rec| {
                 if rec.origin != OriginType::EXTERNAL {
@@ -408,7 +426,7 @@ impl Kms {
                 };
                 let pending = rec
                     .material(&target)
-                    .is_some_and(|m| m.state == KeyMaterialState::PENDING_ROTATION);
+                    .is_some_and(|m| crate::record::is_pending(m.state));
                 if pending {
                     rec.materials.retain(|m| m.id != target);
                 } else if let Some(m) = rec.materials.iter_mut().find(|m| m.id == target) {

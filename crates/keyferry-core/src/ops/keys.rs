@@ -130,6 +130,10 @@ impl Kms {
             public_key: None,
             materials: Vec::new(),
             aws_managed: None,
+            row: None,
+            primary_region: multi_region.then(|| cx.region.clone()),
+            settle_ms: None,
+            settle_state: None,
             compiled: Default::default(),
         };
         if origin == OriginType::EXTERNAL {
@@ -159,7 +163,7 @@ impl Kms {
         }
         let rec = self.insert(rec).await?;
         Ok(CreateKeyResponse {
-            key_metadata: Some(self.metadata(&rec)),
+            key_metadata: Some(self.full_metadata(&rec).await?),
         })
     }
 
@@ -172,7 +176,7 @@ impl Kms {
             .key(cx, &req.key_id, &authz::DESCRIBE_KEY, Ask::none())
             .await?;
         Ok(DescribeKeyResponse {
-            key_metadata: Some(self.metadata(&rec)),
+            key_metadata: Some(self.full_metadata(&rec).await?),
         })
     }
 
@@ -190,10 +194,22 @@ impl Kms {
             ));
         }
         self.authorize_account(cx, "kms:ListKeys", Ask::none())?;
-        let mut ids = self
+        // Replica rows are `mrk-…@<region>`: after the marker `mrk-…` comes its own replica
+        // row, so page from just past every row of that key id (`~` sorts after `@`).
+        let after = req.marker.as_ref().map(|m| {
+            if m.starts_with("mrk-") {
+                format!("{m}~")
+            } else {
+                m.clone()
+            }
+        });
+        let mut ids: Vec<String> = self
             .store
-            .list_key_ids(cx.account(), &cx.region, req.marker.as_deref(), limit + 1)
-            .await?;
+            .list_key_ids(cx.account(), &cx.region, after.as_deref(), limit + 1)
+            .await?
+            .into_iter()
+            .map(|row| crate::record::key_id_of_row(&row).to_string())
+            .collect();
         let truncated = ids.len() > limit as usize;
         ids.truncate(limit as usize);
         let next = if truncated { ids.last().cloned() } else { None };
@@ -219,8 +235,7 @@ impl Kms {
         let id = self
             .key(cx, &req.key_id, &authz::ENABLE_KEY, Ask::none())
             .await?
-            .key_id
-            .clone();
+            .row_id();
         self.mutate(&id, |rec| match rec.state {
             KeyState::Enabled | KeyState::Disabled => {
                 rec.state = KeyState::Enabled;
@@ -240,8 +255,7 @@ impl Kms {
         let id = self
             .key(cx, &req.key_id, &authz::DISABLE_KEY, Ask::none())
             .await?
-            .key_id
-            .clone();
+            .row_id();
         self.mutate(&id, |rec| match rec.state {
             KeyState::Enabled | KeyState::Disabled => {
                 rec.state = KeyState::Disabled;
@@ -271,14 +285,27 @@ impl Kms {
         let id = self
             .key(cx, &req.key_id, &authz::SCHEDULE_KEY_DELETION, ask)
             .await?
-            .key_id
-            .clone();
+            .row_id();
         let now = self.now_ms();
+        // AWS: a multi-Region primary with replicas waits in PendingReplicaDeletion until its
+        // last replica is deleted; only then does its waiting period start.
+        let has_replicas = {
+            let rec = self.load(&id).await?;
+            rec.is_primary() && !self.replicas_of(&rec).await?.is_empty()
+        };
         let (_, rec) = self
             .mutate(&id, |rec| {
                 not_pending_deletion(rec)?;
-                rec.state = KeyState::PendingDeletion;
-                rec.deletion_ms = Some(now + days * DAY_MS);
+                if rec.state == KeyState::PendingReplicaDeletion {
+                    return Err(state_error(rec, KeyState::PendingReplicaDeletion));
+                }
+                if has_replicas && rec.is_primary() {
+                    rec.state = KeyState::PendingReplicaDeletion;
+                    rec.deletion_ms = None;
+                } else {
+                    rec.state = KeyState::PendingDeletion;
+                    rec.deletion_ms = Some(now + days * DAY_MS);
+                }
                 rec.pending_window_days = Some(days);
                 Ok(())
             })
@@ -299,11 +326,13 @@ impl Kms {
         let id = self
             .key(cx, &req.key_id, &authz::CANCEL_KEY_DELETION, Ask::none())
             .await?
-            .key_id
-            .clone();
+            .row_id();
         let (_, rec) = self
             .mutate(&id, |rec| {
-                if rec.state != KeyState::PendingDeletion {
+                if !matches!(
+                    rec.state,
+                    KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+                ) {
                     return Err(KmsError::InvalidState(format!(
                         "{} is not pending deletion.",
                         rec.arn()
@@ -334,8 +363,7 @@ impl Kms {
         let id = self
             .key(cx, &req.key_id, &authz::UPDATE_KEY_DESCRIPTION, Ask::none())
             .await?
-            .key_id
-            .clone();
+            .row_id();
         self.mutate(&id, |rec| {
             not_pending_deletion(rec)?;
             rec.description = req.description.clone();
@@ -407,14 +435,8 @@ impl Kms {
             mac_algorithms: mac,
             key_agreement_algorithms: agreement,
             multi_region: Some(rec.multi_region),
-            multi_region_configuration: rec.multi_region.then(|| MultiRegionConfiguration {
-                multi_region_key_type: Some(MultiRegionKeyType::PRIMARY),
-                primary_key: Some(MultiRegionKey {
-                    arn: Some(rec.arn()),
-                    region: Some(rec.region.clone()),
-                }),
-                replica_keys: Some(Vec::new()),
-            }),
+            // Filled in by `full_metadata` (it reads the other members).
+            multi_region_configuration: None,
             pending_deletion_window_in_days: rec.pending_window_days,
             current_key_material_id: if spec == KeySpec::SYMMETRIC_DEFAULT {
                 rec.current().map(|m| m.id.clone())

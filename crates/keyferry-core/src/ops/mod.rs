@@ -7,6 +7,7 @@ mod custom_key_stores;
 mod grants;
 mod import;
 mod keys;
+mod multi_region;
 mod policy_tags;
 mod rotation;
 mod symmetric;

@@ -40,7 +40,7 @@ impl Kms {
         let key = self
             .key(cx, &req.key_id, &authz::PUT_KEY_POLICY, ask)
             .await?;
-        let id = key.key_id.clone();
+        let id = key.row_id();
         check_policy_name(req.policy_name.as_deref().unwrap_or("default"))?;
         let compiled = self.parse_key_policy(&req.policy)?;
         if !bypass {
@@ -79,8 +79,7 @@ impl Kms {
         let id = self
             .key(cx, &req.key_id, &authz::TAG_RESOURCE, ask)
             .await?
-            .key_id
-            .clone();
+            .row_id();
         self.mutate(&id, |rec| {
             not_pending_deletion(rec)?;
             rec.tags = check_tags(&req.tags, rec.tags.clone())?;
@@ -100,8 +99,7 @@ impl Kms {
         let id = self
             .key(cx, &req.key_id, &authz::UNTAG_RESOURCE, ask)
             .await?
-            .key_id
-            .clone();
+            .row_id();
         self.mutate(&id, |rec| {
             not_pending_deletion(rec)?;
             for k in &req.tag_keys {

@@ -26,11 +26,23 @@ fn origin_error(rec: &KeyRecord) -> KmsError {
 /// import or deletion `KMSInvalidStateException`), then its origin, then its spec.
 fn check_auto_rotatable(rec: &KeyRecord) -> Result<(), KmsError> {
     check_enabled(rec)?;
+    not_replica(rec)?;
     if rec.origin != OriginType::AWS_KMS {
         return Err(origin_error(rec));
     }
     if rec.key_spec != KeySpec::SYMMETRIC_DEFAULT {
         return Err(KmsError::UnsupportedOperation(String::new()));
+    }
+    Ok(())
+}
+
+/// Rotation of a multi-Region key is managed on its primary only (AWS).
+fn not_replica(rec: &KeyRecord) -> Result<(), KmsError> {
+    if rec.is_replica() {
+        return Err(KmsError::UnsupportedOperation(format!(
+            "{} is a multi-Region replica key. Rotation is managed on its primary key.",
+            rec.arn()
+        )));
     }
     Ok(())
 }
@@ -57,8 +69,7 @@ impl Kms {
         let id = self
             .key(cx, &req.key_id, &authz::ENABLE_KEY_ROTATION, ask)
             .await?
-            .key_id
-            .clone();
+            .row_id();
         let now = self.now_ms();
         self.mutate(&id, |rec| {
             check_auto_rotatable(rec)?;
@@ -79,8 +90,7 @@ impl Kms {
         let id = self
             .key(cx, &req.key_id, &authz::DISABLE_KEY_ROTATION, Ask::none())
             .await?
-            .key_id
-            .clone();
+            .row_id();
         self.mutate(&id, |rec| {
             check_auto_rotatable(rec)?;
             rec.rotation_enabled = false;
@@ -138,12 +148,12 @@ impl Kms {
         let id = self
             .key(cx, &req.key_id, &authz::ROTATE_KEY_ON_DEMAND, Ask::none())
             .await?
-            .key_id
-            .clone();
+            .row_id();
         let now = self.now_ms();
         let (_, rec) = self
             .mutate(&id, |rec| {
                 check_enabled(rec)?;
+                not_replica(rec)?;
                 if rec.key_spec != KeySpec::SYMMETRIC_DEFAULT {
                     return Err(KmsError::UnsupportedOperation(String::new()));
                 }
@@ -154,6 +164,15 @@ impl Kms {
                     )));
                 }
                 if rec.origin == OriginType::EXTERNAL {
+                    if let Some(m) = rec.materials.iter().find(|m| {
+                        m.state == KeyMaterialState::PENDING_MULTI_REGION_IMPORT_AND_ROTATION
+                    }) {
+                        return Err(KmsError::InvalidState(format!(
+                            "Key material (id: {}) of {} is not yet imported into every replica key.",
+                            m.id,
+                            rec.arn()
+                        )));
+                    }
                     let Some(pending) = rec.pending_rotation().map(|m| m.id.clone()) else {
                         return Err(KmsError::InvalidState(format!(
                             "No available key material pending rotation for the key: {}.",
@@ -204,9 +223,7 @@ impl Kms {
         let entries: Vec<RotationsListEntry> = rec
             .materials
             .iter()
-            .filter(|m| {
-                all || (m.rotation_ms.is_some() && m.state != KeyMaterialState::PENDING_ROTATION)
-            })
+            .filter(|m| all || (m.rotation_ms.is_some() && !crate::record::is_pending(m.state)))
             .map(|m| RotationsListEntry {
                 key_id: Some(rec.key_id.clone()),
                 key_material_id: Some(m.id.clone()),

@@ -380,7 +380,15 @@ impl Kms {
                 }
                 request_alias = hint.find("alias/").map(|i| hint[i..].to_string());
             }
-            let rec = self.load(&key_id).await?;
+            // The member of the key in the request's Region: a ciphertext of a multi-Region
+            // key decrypts with any member (they share id and material).
+            let rec = self.load_member(&cx.region, &key_id).await?;
+            if rec.region != cx.region {
+                return Err(KmsError::NotFound(format!(
+                    "Key '{}' does not exist",
+                    crate::record::key_arn(&cx.region, &rec.account, &key_id)
+                )));
+            }
             let mut ask = Ask::none()
                 .string("kms:EncryptionAlgorithm", alg)
                 .context(ctx)
@@ -395,7 +403,7 @@ impl Kms {
             let id = hex::encode(material_id);
             let m = rec
                 .material(&id)
-                .filter(|m| m.sealed.is_some() && m.state != KeyMaterialState::PENDING_ROTATION)
+                .filter(|m| m.sealed.is_some() && !crate::record::is_pending(m.state))
                 .ok_or(KmsError::InvalidCiphertext)?;
             let Unsealed::Symmetric(key) = &*self.unsealed(&rec, m)? else {
                 return Err(KmsError::Internal(

@@ -224,8 +224,15 @@ impl Kms {
             let Some(key_id) = key_id_of(arn) else {
                 continue;
             };
+            // A multi-Region replica's usage is kept under its own row (`mrk-…@<region>`).
+            let region = arn.split(':').nth(3).unwrap_or_default();
+            let row = if key_id.starts_with("mrk-") && self.is_replica_row(key_id, region) {
+                std::borrow::Cow::Owned(crate::record::replica_row(key_id, region))
+            } else {
+                std::borrow::Cow::Borrowed(key_id)
+            };
             self.usage
-                .record(key_id, operation, timestamp_ms, event_id, request_id);
+                .record(&row, operation, timestamp_ms, event_id, request_id);
         }
     }
 
@@ -249,8 +256,9 @@ impl Kms {
             .key(cx, &req.key_id, &authz::GET_KEY_LAST_USAGE, Ask::none())
             .await?;
         let start = self.usage.tracking_start(self.now_ms()).await?;
-        let stored = self.store.get_key_usage(&rec.key_id).await?;
-        let latest = match (stored, self.usage.pending(&rec.key_id)) {
+        let row = rec.row_id();
+        let stored = self.store.get_key_usage(&row).await?;
+        let latest = match (stored, self.usage.pending(&row)) {
             (Some(a), Some(b)) => Some(if b.timestamp_ms >= a.timestamp_ms {
                 b
             } else {

@@ -33,22 +33,44 @@ pub struct Api {
 
 impl Api {
     pub async fn new() -> Api {
+        Api::with_regions(&["us-east-1"]).await
+    }
+
+    /// A server for these Regions (the first is the default Region).
+    pub async fn with_regions(regions: &[&str]) -> Api {
+        Api::with_identities(regions, None).await
+    }
+
+    /// A server for these Regions with an identities file's accounts, users and roles (besides
+    /// the root access key `AKIDTEST` of 111122223333 when `identities` is `None`).
+    pub async fn with_identities(regions: &[&str], identities_toml: Option<&str>) -> Api {
         let dir = tempfile::tempdir().unwrap();
         let store = keyferry_store::open_store(dir.path().join("kf.db").to_str().unwrap())
             .await
             .unwrap();
         let clock = Arc::new(TestClock(AtomicI64::new(1_800_000_000_000)));
         let root = RootKey::from_bytes(&[7u8; 32]).unwrap();
+        let mut identities = Identities::new();
+        match identities_toml {
+            Some(text) => identities.load_str(text).unwrap(),
+            None => identities
+                .add_root("111122223333", "AKIDTEST", SecretKey::new("s3cret"))
+                .unwrap(),
+        }
+        let directory = if identities_toml.is_some() {
+            identities.directory().clone()
+        } else {
+            keyferry_core::Directory::single("111122223333")
+        };
         let cfg = Config {
+            directory,
+            region: regions[0].to_string(),
+            regions: regions.iter().map(|r| r.to_string()).collect(),
             cache_ttl: Duration::from_secs(3600),
             wrapping_pool_size: 0,
             ..Config::default()
         };
         let kms = Kms::new(cfg, store, &root, clock.clone());
-        let mut identities = Identities::new();
-        identities
-            .add_root("111122223333", "AKIDTEST", SecretKey::new("s3cret"))
-            .unwrap();
         let state = Arc::new(AppState::new(kms.clone(), identities, &root));
         Api {
             router: app(state),
@@ -63,17 +85,38 @@ impl Api {
     }
 
     pub async fn raw(&self, op: &str, body: &[u8]) -> (StatusCode, http::HeaderMap, Value) {
+        self.raw_in("us-east-1", op, body).await
+    }
+
+    /// A request signed for `region` (its credential scope).
+    pub async fn raw_in(
+        &self,
+        region: &str,
+        op: &str,
+        body: &[u8],
+    ) -> (StatusCode, http::HeaderMap, Value) {
+        self.raw_as(("AKIDTEST", "s3cret"), region, op, body).await
+    }
+
+    /// A request signed with this access key for `region`.
+    pub async fn raw_as(
+        &self,
+        (akid, secret): (&str, &str),
+        region: &str,
+        op: &str,
+        body: &[u8],
+    ) -> (StatusCode, http::HeaderMap, Value) {
         let mut req = Request::builder()
             .method("POST")
-            .uri("http://kms.us-east-1.amazonaws.com/")
+            .uri(format!("http://kms.{region}.amazonaws.com/"))
             .header("content-type", "application/x-amz-json-1.1")
             .header("x-amz-target", format!("TrentService.{op}"))
             .body(body.to_vec())
             .unwrap();
         keyferry_sigv4::sign(
             &mut req,
-            &Credentials::new("AKIDTEST", "s3cret"),
-            "us-east-1",
+            &Credentials::new(akid, secret),
+            region,
             "kms",
             time::OffsetDateTime::now_utc(),
         )
@@ -101,6 +144,23 @@ impl Api {
         let (status, _, v) = self.raw(op, body.to_string().as_bytes()).await;
         assert_eq!(status, StatusCode::OK, "{op}: {v}");
         v
+    }
+
+    pub async fn call_in(&self, region: &str, op: &str, body: Value) -> Value {
+        let (status, _, v) = self.raw_in(region, op, body.to_string().as_bytes()).await;
+        assert_eq!(status, StatusCode::OK, "{op} in {region}: {v}");
+        v
+    }
+
+    pub async fn error_in(&self, region: &str, op: &str, body: Value) -> (String, Option<String>) {
+        let (status, _, v) = self.raw_in(region, op, body.to_string().as_bytes()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{op} in {region}: {v}");
+        (
+            v["__type"].as_str().unwrap().to_string(),
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string),
+        )
     }
 
     pub async fn error(&self, op: &str, body: Value) -> (String, Option<String>) {
