@@ -197,6 +197,10 @@ impl Kms {
                 rotation_type: None,
             }],
             aws_managed: Some(svc.name.to_string()),
+            row: None,
+            primary_region: None,
+            settle_ms: None,
+            settle_state: None,
             compiled: Default::default(),
         };
         self.insert(rec).await?;
