@@ -112,6 +112,18 @@ struct ServeArgs {
     /// new database). KEYFERRY_ROOT_KEY (64 hex digits) overrides it.
     #[arg(long, env = "KEYFERRY_ROOT_KEY_FILE")]
     root_key_file: Option<PathBuf>,
+    /// Keep the root key in a PKCS#11 token (HSM): an RFC 7512 URI naming a sensitive,
+    /// non-extractable AES-256 key (pkcs11:token=…;object=…?module-path=…; module also from
+    /// KEYFERRY_PKCS11_MODULE, PIN from pin-source= or KEYFERRY_PKCS11_PIN). The working root key
+    /// is kept in <data>/root.key.hsm, sealed by that key. Not with --root-key-file or
+    /// KEYFERRY_ROOT_KEY.
+    #[arg(
+        long,
+        env = "KEYFERRY_ROOT_KEY_PKCS11",
+        value_name = "URI",
+        hide_env_values = true
+    )]
+    root_key_pkcs11: Option<String>,
     /// How long a node may serve a cached key record (milliseconds).
     #[arg(long, env = "KEYFERRY_CACHE_TTL_MS", default_value_t = 5000)]
     cache_ttl_ms: u64,
@@ -408,6 +420,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.account_id = args.account_id;
     cfg.database_url = args.database_url.map(RedactedUrl);
     cfg.root_key_file = args.root_key_file;
+    cfg.root_key_pkcs11 = args
+        .root_key_pkcs11
+        .map(keyferry_server::hsm_root::RootKeyUri);
     cfg.cache_ttl = Duration::from_millis(args.cache_ttl_ms);
     cfg.wrapping_pool_size = args.wrapping_pool_size;
     cfg.wrapping_pool_max = args.wrapping_pool_max;
