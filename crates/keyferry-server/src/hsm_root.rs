@@ -223,3 +223,21 @@ pub fn create(hsm: &HsmRoot, data_dir: &Path) -> anyhow::Result<RootKey> {
     }
     RootKey::from_bytes(&fresh).map_err(|_| anyhow::anyhow!("root key generation failed"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_a_pin_value() {
+        let uri = RootKeyUri(
+            "pkcs11:token=t;object=keyferry-root?module-path=/m.so&pin-value=123456".into(),
+        );
+        let shown = format!("{uri:?}");
+        assert!(!shown.contains("123456"), "{shown}");
+        assert!(shown.contains("pin-value=<redacted>"), "{shown}");
+        assert!(shown.contains("object=keyferry-root"), "{shown}");
+        let bad = format!("{:?}", RootKeyUri("token=t;pin-value=123456".into()));
+        assert!(!bad.contains("123456"), "{bad}");
+    }
+}

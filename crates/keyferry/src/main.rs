@@ -74,6 +74,9 @@ Environment (besides the KEYFERRY_* variable shown for each option):
         KEYFERRY_SECRET_ACCESS_KEY_FILE name files holding them instead (preferred: the
         environment of a process is visible to more than its files are).
   KEYFERRY_ROOT_KEY     the root key as 64 hex digits (instead of --root-key-file)
+  KEYFERRY_PKCS11_PIN, KEYFERRY_PKCS11_MODULE
+        with --root-key-pkcs11: the token's user PIN (or pin-source=FILE in the URI) and the
+        PKCS#11 module (or module-path= in the URI)
   KEYFERRY_LOG          log filter, e.g. info, warn, keyferry_server=debug (default: warn)
   KEYFERRY_CONFIG       a TOML file with any of the options above, keys named like the long
                         options (listen = \"0.0.0.0:4599\", tls-cert = \"/etc/keyferry/cert.pem\").
