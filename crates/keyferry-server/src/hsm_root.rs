@@ -198,6 +198,16 @@ pub fn load(hsm: &HsmRoot, data_dir: &Path) -> anyhow::Result<Option<RootKey>> {
     }
 }
 
+/// The raw working root key in the sealed file `path` (e.g. a backup's copy), opened by the
+/// HSM key; `Ok(None)`: the file does not exist.
+pub fn load_bytes(hsm: &HsmRoot, path: &Path) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => hsm.unseal_bytes(path, &bytes).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 /// Create a new working root key, seal it with the HSM key and write `<data>/root.key.hsm`
 /// (mode 0600, never overwriting one).
 pub fn create(hsm: &HsmRoot, data_dir: &Path) -> anyhow::Result<RootKey> {

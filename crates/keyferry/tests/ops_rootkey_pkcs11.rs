@@ -343,3 +343,104 @@ fn root_key_pkcs11_from_the_config_file_and_the_module_from_the_environment() {
     let (st, body) = decrypt(&s.addr, &ct);
     assert_eq!(st, 200, "{body}");
 }
+
+fn admin(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = ops_support::keyferry();
+    cmd.arg("admin").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn backup_carries_root_key_hsm_and_restore_opens_it_with_the_hsm_key() {
+    let hsm = Hsm::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let uri = hsm.uri(&format!("token={LABEL};object=keyferry-root"));
+    let env = [
+        ("SOFTHSM2_CONF", hsm.conf.as_str()),
+        ("KEYFERRY_PKCS11_PIN", PIN),
+    ];
+    let serve = ["--listen", "127.0.0.1:0", "--root-key-pkcs11", &uri];
+    let out = tmp.path().join("backup");
+    let ct = {
+        let s = Ops::start(&data, &serve, &env);
+        let ct = encrypt_under_new_key(&s.addr);
+        // Online backup while the server runs: root.key.hsm goes with it.
+        let (ok, stdout, stderr) = admin(
+            &[
+                "backup",
+                "--data",
+                data.to_str().unwrap(),
+                out.to_str().unwrap(),
+            ],
+            &env,
+        );
+        assert!(ok, "{stderr}");
+        assert!(
+            stdout.contains("the backup includes root.key.hsm"),
+            "{stdout}"
+        );
+        ct
+    };
+    assert_eq!(
+        std::fs::read(out.join("root.key.hsm")).unwrap(),
+        std::fs::read(data.join("root.key.hsm")).unwrap()
+    );
+    assert!(!out.join("root.key").exists());
+    let manifest = std::fs::read_to_string(out.join("keyferry-backup.toml")).unwrap();
+    assert!(
+        manifest.contains("root_key_hsm_sealed = true"),
+        "{manifest}"
+    );
+
+    // Another HSM key does not open the backup's root.key.hsm: nothing is restored.
+    let restored = tmp.path().join("restored");
+    let other = hsm.uri(&format!("token={LABEL};id=%07"));
+    let (ok, _, stderr) = admin(
+        &[
+            "restore",
+            out.to_str().unwrap(),
+            "--data",
+            restored.to_str().unwrap(),
+            "--root-key-pkcs11",
+            &other,
+        ],
+        &env,
+    );
+    assert!(!ok, "restored with another HSM key");
+    assert!(stderr.contains("sealed by another HSM key"), "{stderr}");
+    assert!(!restored.join("keyferry.db").exists());
+
+    // The right HSM key: checked against the copy's check value, root.key.hsm installed.
+    let (ok, stdout, stderr) = admin(
+        &[
+            "restore",
+            out.to_str().unwrap(),
+            "--data",
+            restored.to_str().unwrap(),
+            "--root-key-pkcs11",
+            &uri,
+        ],
+        &env,
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("matches its check value"), "{stdout}");
+    assert!(restored.join("root.key.hsm").exists());
+    let s = Ops::start(&restored, &serve, &env);
+    assert!(
+        s.wait_log("Matches", Duration::from_secs(2)),
+        "{}",
+        s.stderr_text()
+    );
+    let (st, body) = decrypt(&s.addr, &ct);
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("aGVsbG8="), "{body}");
+}
