@@ -211,7 +211,12 @@ pub fn load_bytes(hsm: &HsmRoot, path: &Path) -> anyhow::Result<Option<Zeroizing
 /// Create a new working root key, seal it with the HSM key and write `<data>/root.key.hsm`
 /// (mode 0600, never overwriting one).
 pub fn create(hsm: &HsmRoot, data_dir: &Path) -> anyhow::Result<RootKey> {
-    let path = data_dir.join(SEALED_FILE);
+    create_at(hsm, &data_dir.join(SEALED_FILE))
+}
+
+/// Create a new working root key sealed by the HSM key in the new file `path` (0600).
+pub fn create_at(hsm: &HsmRoot, path: &Path) -> anyhow::Result<RootKey> {
+    let path = path.to_path_buf();
     let fresh = RootKey::generate();
     let sealed = hsm.seal(&fresh)?;
     let mut opts = std::fs::OpenOptions::new();

@@ -55,8 +55,18 @@ pub(crate) struct RotateRootKeyArgs {
     root_key_file: Option<PathBuf>,
     /// The new root key file: read if it exists, else created with 32 random bytes (mode 0600).
     /// KEYFERRY_NEW_ROOT_KEY (64 hex digits) overrides it.
+    /// With --root-key-pkcs11 this file is sealed by the HSM key as root.key.hsm is.
     #[arg(long, env = "KEYFERRY_NEW_ROOT_KEY_FILE")]
     new_root_key_file: PathBuf,
+    /// The servers keep their root key in an HSM (serve --root-key-pkcs11 URI): the current root
+    /// key is <data>/root.key.hsm opened by this key, and the new one is sealed by it too.
+    #[arg(
+        long,
+        env = "KEYFERRY_ROOT_KEY_PKCS11",
+        value_name = "URI",
+        hide_env_values = true
+    )]
+    root_key_pkcs11: Option<String>,
     /// How long to wait after publishing the new root key before re-sealing, so that every
     /// running server seals new material under it (servers look once a second).
     #[arg(long, default_value = "5s", value_parser = keyferry_server::limits::parse_duration)]
@@ -397,6 +407,9 @@ pub(crate) async fn rotate_root_key(args: RotateRootKeyArgs) -> anyhow::Result<E
         database_url: args.database_url.map(RedactedUrl),
         root_key_file: args.root_key_file,
         new_root_key_file: args.new_root_key_file,
+        root_key_pkcs11: args
+            .root_key_pkcs11
+            .map(keyferry_server::hsm_root::RootKeyUri),
         propagation_wait: args.propagation_wait,
         limit: args.limit,
     })

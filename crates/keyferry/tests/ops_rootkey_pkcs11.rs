@@ -444,3 +444,62 @@ fn backup_carries_root_key_hsm_and_restore_opens_it_with_the_hsm_key() {
     assert_eq!(st, 200, "{body}");
     assert!(body.contains("aGVsbG8="), "{body}");
 }
+
+#[test]
+fn rotate_root_key_with_the_root_key_in_an_hsm() {
+    let hsm = Hsm::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let uri = hsm.uri(&format!("token={LABEL};object=keyferry-root"));
+    let env = [
+        ("SOFTHSM2_CONF", hsm.conf.as_str()),
+        ("KEYFERRY_PKCS11_PIN", PIN),
+    ];
+    let serve = ["--listen", "127.0.0.1:0", "--root-key-pkcs11", &uri];
+    let new_file = tmp.path().join("root.key.hsm.new");
+    let s = Ops::start(&data, &serve, &env);
+    let ct = encrypt_under_new_key(&s.addr);
+    // Rotation while the server runs: the new root key is created sealed by the HSM key.
+    let (ok, stdout, stderr) = admin(
+        &[
+            "rotate-root-key",
+            "--data",
+            data.to_str().unwrap(),
+            "--root-key-pkcs11",
+            &uri,
+            "--new-root-key-file",
+            new_file.to_str().unwrap(),
+            "--propagation-wait",
+            "1500ms",
+        ],
+        &env,
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("sealed by the HSM key"), "{stdout}");
+    assert!(stdout.contains("rotation finished"), "{stdout}");
+    let new_sealed = std::fs::read(&new_file).unwrap();
+    assert_eq!(new_sealed.len(), 68);
+    assert_eq!(&new_sealed[..8], b"KFHSMRK1");
+    assert_ne!(
+        new_sealed,
+        std::fs::read(data.join("root.key.hsm")).unwrap()
+    );
+    // The running server still answers.
+    let (st, body) = decrypt(&s.addr, &ct);
+    assert_eq!(st, 200, "{body}");
+    drop(s);
+
+    // The old root.key.hsm no longer opens the database; the new one does.
+    let err = Ops::try_start(&data, &serve, &env)
+        .err()
+        .expect("started with the old root key after the rotation");
+    assert!(
+        err.contains("is not the root key this database was sealed with"),
+        "{err}"
+    );
+    std::fs::rename(&new_file, data.join("root.key.hsm")).unwrap();
+    let s = Ops::start(&data, &serve, &env);
+    let (st, body) = decrypt(&s.addr, &ct);
+    assert_eq!(st, 200, "{body}");
+    assert!(body.contains("aGVsbG8="), "{body}");
+}
