@@ -3,7 +3,9 @@
 //! its working root key with the token's non-extractable AES key into `<data>/root.key.hsm`,
 //! opens it again at the next start, and refuses a wrong PIN, an extractable key, a wrong
 //! token, another HSM key, a missing `root.key.hsm` for a database holding keys, two root keys
-//! at once, and (through the database's check value) a `--root-key-file` of another key.
+//! at once, and (through the database's check value) a `--root-key-file` of another key. The
+//! URI from the TOML config file, the module from `KEYFERRY_PKCS11_MODULE`, the PIN from
+//! `pin-source`; `admin backup`/`restore` and `admin rotate-root-key` with the HSM key.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod ops_support;
