@@ -35,6 +35,9 @@ pub struct BackupReport {
     pub schema_version: i64,
     /// Where the root key was copied from, when it was included.
     pub root_key_from: Option<String>,
+    /// `root.key.hsm` (`--root-key-pkcs11`) was copied: it opens only with the HSM key, so it
+    /// is always part of the backup.
+    pub hsm_sealed: bool,
 }
 
 /// What `restore` did.
@@ -102,6 +105,13 @@ pub async fn backup(
             write_private(&out.join(ROOT_KEY_FILE), bytes)?;
             root_key_from = Some(from.clone());
         }
+        let hsm_file = data_dir.join(crate::hsm_root::SEALED_FILE);
+        let hsm_sealed = hsm_file.is_file();
+        if hsm_sealed {
+            let sealed = std::fs::read(&hsm_file)
+                .with_context(|| format!("cannot read {}", hsm_file.display()))?;
+            write_private(&out.join(crate::hsm_root::SEALED_FILE), &sealed)?;
+        }
         let manifest = format!(
             "# A Keyferry backup (keyferry admin backup); restore with keyferry admin restore.\n\
              format = 1\n\
@@ -111,7 +121,8 @@ pub async fn backup(
              schema_version = {}\n\
              keys = {}\n\
              root_key_included = {}\n\
-             root_key_check = \"{}\"\n",
+             root_key_check = \"{}\"\n\
+             root_key_hsm_sealed = {}\n",
             time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
@@ -124,6 +135,7 @@ pub async fn backup(
                 .as_deref()
                 .map(hex::encode)
                 .unwrap_or_default(),
+            hsm_sealed,
         );
         write_private(&out.join(MANIFEST_FILE), manifest.as_bytes())?;
         sync_dir(out);
@@ -131,6 +143,7 @@ pub async fn backup(
             keys: info.keys,
             schema_version: info.schema_version,
             root_key_from,
+            hsm_sealed,
         })
     }
     .await;
@@ -148,6 +161,17 @@ pub async fn restore(
     data_dir: &Path,
     root_key_file: Option<&Path>,
 ) -> anyhow::Result<RestoreReport> {
+    restore_with(backup, data_dir, root_key_file, None).await
+}
+
+/// `restore`, or with `root_key_pkcs11` the backup's `root.key.hsm` opened by that HSM key,
+/// checked, and installed as `<data_dir>/root.key.hsm`.
+pub async fn restore_with(
+    backup: &Path,
+    data_dir: &Path,
+    root_key_file: Option<&Path>,
+    root_key_pkcs11: Option<&crate::hsm_root::RootKeyUri>,
+) -> anyhow::Result<RestoreReport> {
     let source = backup.join(DB_FILE);
     if !source.is_file() {
         bail!(
@@ -159,22 +183,38 @@ pub async fn restore(
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e}", source.display()))?;
     let in_backup = backup.join(ROOT_KEY_FILE);
-    let (bytes, from, install) =
+    let hsm_in_backup = backup.join(crate::hsm_root::SEALED_FILE);
+    let (bytes, from, install) = if let Some(uri) = root_key_pkcs11 {
         if std::env::var_os("KEYFERRY_ROOT_KEY").is_some() || root_key_file.is_some() {
-            let path = root_key_file.unwrap_or(in_backup.as_path());
-            let (b, f) = read_root_key(path)?
-                .ok_or_else(|| anyhow::anyhow!("no root key file at {}", path.display()))?;
-            (b, f, false)
-        } else {
-            let (b, f) = read_root_key(&in_backup)?.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "the backup {} holds no root key (it was taken without --include-root-key): \
+            bail!(
+                "--root-key-pkcs11 and --root-key-file / KEYFERRY_ROOT_KEY name two root keys: give only one"
+            );
+        }
+        let hsm = crate::hsm_root::HsmRoot::open(uri)?;
+        let b = crate::hsm_root::load_bytes(&hsm, &hsm_in_backup)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the backup {} holds no {} (it was not taken from a server started with --root-key-pkcs11)",
+                backup.display(),
+                crate::hsm_root::SEALED_FILE
+            )
+        })?;
+        let from = format!("{} (HSM key {})", hsm_in_backup.display(), hsm.shown);
+        (b, from, false)
+    } else if std::env::var_os("KEYFERRY_ROOT_KEY").is_some() || root_key_file.is_some() {
+        let path = root_key_file.unwrap_or(in_backup.as_path());
+        let (b, f) = read_root_key(path)?
+            .ok_or_else(|| anyhow::anyhow!("no root key file at {}", path.display()))?;
+        (b, f, false)
+    } else {
+        let (b, f) = read_root_key(&in_backup)?.ok_or_else(|| {
+            anyhow::anyhow!(
+                "the backup {} holds no root key (it was taken without --include-root-key): \
                  pass the root key it was sealed with, --root-key-file FILE or KEYFERRY_ROOT_KEY",
-                    backup.display()
-                )
-            })?;
-            (b, f, true)
-        };
+                backup.display()
+            )
+        })?;
+        (b, f, true)
+    };
     let created = fresh_dir(data_dir)?;
     let result: anyhow::Result<RestoreReport> = async {
         let db = data_dir.join(DB_FILE);
@@ -187,6 +227,11 @@ pub async fn restore(
         check_root_key(&db, &bytes, &from).await?;
         if install {
             write_private(&data_dir.join(ROOT_KEY_FILE), &bytes)?;
+        }
+        if root_key_pkcs11.is_some() {
+            let sealed = std::fs::read(&hsm_in_backup)
+                .with_context(|| format!("cannot read {}", hsm_in_backup.display()))?;
+            write_private(&data_dir.join(crate::hsm_root::SEALED_FILE), &sealed)?;
         }
         sync_dir(data_dir);
         Ok(RestoreReport {

@@ -44,6 +44,9 @@ pub struct ServeConfig {
     pub database_url: Option<RedactedUrl>,
     /// Where the 32-byte root key lives; default `<data_dir>/root.key` (created with mode 0600).
     pub root_key_file: Option<PathBuf>,
+    /// `--root-key-pkcs11`: the root key is sealed by this non-extractable AES key in a PKCS#11
+    /// token (`hsm_root.rs`); exclusive with `root_key_file` and `KEYFERRY_ROOT_KEY`.
+    pub root_key_pkcs11: Option<crate::hsm_root::RootKeyUri>,
     /// `None`: use the development credential (loopback only), unless an identities file
     /// is given.
     pub credential: Option<Credential>,
@@ -89,6 +92,7 @@ impl ServeConfig {
             account_id: "111122223333".into(),
             database_url: None,
             root_key_file: None,
+            root_key_pkcs11: None,
             credential: None,
             identities_file: None,
             audit_log: None,
@@ -134,6 +138,11 @@ impl ServeConfig {
             bail!(
                 "--region: {:?} is not a Region name (like us-east-1)",
                 self.region
+            );
+        }
+        if self.root_key_pkcs11.is_some() && self.root_key_file.is_some() {
+            bail!(
+                "--root-key-pkcs11 and --root-key-file (KEYFERRY_ROOT_KEY_FILE) name two root keys: give only one"
             );
         }
         if self.limits.max_connections == 0 {
@@ -257,34 +266,51 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     let store = keyferry_store::open_store_with(&database, &cfg.store_options)
         .await
         .map_err(|e| anyhow::anyhow!("cannot open storage: {e}"))?;
-    let (root, root_source) = match load_root_key("KEYFERRY_ROOT_KEY", &root_path)? {
-        Some(r) => r,
-        None => {
-            // Never a new root key for a database that already has one: its material would
-            // become unreadable and new material would be sealed under a second root.
-            let mut in_use = false;
-            for region in cfg.served_regions() {
-                in_use |= keyferry_core::reseal::database_in_use(
-                    store.as_ref(),
-                    &cfg.account_id,
-                    &region,
-                )
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot read storage {shown_db}: {e}"))?;
-            }
-            if in_use {
-                bail!(
-                    "the root key file {} does not exist, but the database {shown_db} already has a root key (it holds its check value or keys sealed under it). \
+    let (root, root_source) = if let Some(uri) = &cfg.root_key_pkcs11 {
+        if std::env::var_os("KEYFERRY_ROOT_KEY").is_some() {
+            bail!(
+                "--root-key-pkcs11 and KEYFERRY_ROOT_KEY name two root keys: unset KEYFERRY_ROOT_KEY"
+            );
+        }
+        let sealed = cfg.data_dir.join(crate::hsm_root::SEALED_FILE);
+        let in_use = !sealed.exists() && database_in_use(store.as_ref(), &cfg, &shown_db).await?;
+        // No await while the token session is open (it is not Send).
+        let hsm = crate::hsm_root::HsmRoot::open(uri)?;
+        match crate::hsm_root::load(&hsm, &cfg.data_dir)? {
+            Some(k) => (k, format!("{} (HSM key {})", sealed.display(), hsm.shown)),
+            None if in_use => bail!(
+                "{} does not exist, but the database {shown_db} already has a root key (it holds its check value or keys sealed under it). \
+                 Restore {} from your backup of this data directory (it opens only with the HSM key {}). \
+                 Keyferry does not create a new root key for a database that has one.",
+                sealed.display(),
+                crate::hsm_root::SEALED_FILE,
+                hsm.shown
+            ),
+            None => (
+                crate::hsm_root::create(&hsm, &cfg.data_dir)?,
+                format!("{} (new, HSM key {})", sealed.display(), hsm.shown),
+            ),
+        }
+    } else {
+        match load_root_key("KEYFERRY_ROOT_KEY", &root_path)? {
+            Some(r) => r,
+            None => {
+                // Never a new root key for a database that already has one: its material would
+                // become unreadable and new material would be sealed under a second root.
+                if database_in_use(store.as_ref(), &cfg, &shown_db).await? {
+                    bail!(
+                        "the root key file {} does not exist, but the database {shown_db} already has a root key (it holds its check value or keys sealed under it). \
                      Restore that root key (from your backup of {}), or point --root-key-file / KEYFERRY_ROOT_KEY at it. \
                      Keyferry does not create a new root key for a database that has one.",
-                    root_path.display(),
-                    root_path.display()
-                );
+                        root_path.display(),
+                        root_path.display()
+                    );
+                }
+                (
+                    create_root_key(&root_path)?,
+                    format!("{} (new)", root_path.display()),
+                )
             }
-            (
-                create_root_key(&root_path)?,
-                format!("{} (new)", root_path.display()),
-            )
         }
     };
     let kms = Kms::new(
@@ -342,6 +368,22 @@ pub(crate) async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         database: shown_db,
         _lock: lock,
     })
+}
+
+/// The database holds a root key already (its check value or keys sealed under it) in any
+/// served Region.
+async fn database_in_use(
+    store: &dyn keyferry_core::store::Store,
+    cfg: &ServeConfig,
+    shown_db: &str,
+) -> anyhow::Result<bool> {
+    let mut in_use = false;
+    for region in cfg.served_regions() {
+        in_use |= keyferry_core::reseal::database_in_use(store, &cfg.account_id, &region)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read storage {shown_db}: {e}"))?;
+    }
+    Ok(in_use)
 }
 
 /// Take `<data>/keyferry.lock` for the life of the process (an advisory lock the kernel drops

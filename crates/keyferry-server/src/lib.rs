@@ -8,6 +8,7 @@ pub mod backup;
 pub mod config;
 pub mod console;
 pub mod error;
+pub mod hsm_root;
 pub mod identity;
 pub mod limits;
 mod listener;

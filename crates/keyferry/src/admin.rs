@@ -59,6 +59,15 @@ struct RestoreArgs {
     /// taken with --include-root-key; KEYFERRY_ROOT_KEY overrides both).
     #[arg(long, env = "KEYFERRY_ROOT_KEY_FILE")]
     root_key_file: Option<PathBuf>,
+    /// A backup of a server started with --root-key-pkcs11: the HSM key (RFC 7512 URI, as for
+    /// keyferry serve) that opens the backup's root.key.hsm, which is then installed.
+    #[arg(
+        long,
+        env = "KEYFERRY_ROOT_KEY_PKCS11",
+        value_name = "URI",
+        hide_env_values = true
+    )]
+    root_key_pkcs11: Option<String>,
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
@@ -79,6 +88,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 r.keys,
                 r.schema_version
             );
+            if r.hsm_sealed {
+                println!(
+                    "keyferry: the backup includes {} (the root key sealed by the HSM key: it opens only with that key)",
+                    keyferry_server::hsm_root::SEALED_FILE
+                );
+            }
             match r.root_key_from {
                 Some(from) => println!(
                     "keyferry: the backup includes the root key (from {from}): it holds every key; store it like the root key"
@@ -89,9 +104,17 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
             }
         }
         AdminCommand::Restore(a) => {
-            let r =
-                keyferry_server::backup::restore(&a.backup, &a.data, a.root_key_file.as_deref())
-                    .await?;
+            let hsm = a
+                .root_key_pkcs11
+                .clone()
+                .map(keyferry_server::hsm_root::RootKeyUri);
+            let r = keyferry_server::backup::restore_with(
+                &a.backup,
+                &a.data,
+                a.root_key_file.as_deref(),
+                hsm.as_ref(),
+            )
+            .await?;
             println!(
                 "keyferry: restored {} into {} ({} keys); the root key from {} matches its check value",
                 a.backup.display(),
@@ -99,7 +122,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 r.keys,
                 r.root_key_from
             );
-            if r.root_key_installed {
+            if hsm.is_some() {
+                println!(
+                    "keyferry: {} installed; start the server with the same --root-key-pkcs11",
+                    a.data
+                        .join(keyferry_server::hsm_root::SEALED_FILE)
+                        .display()
+                );
+            } else if r.root_key_installed {
                 println!(
                     "keyferry: root key installed as {}",
                     a.data

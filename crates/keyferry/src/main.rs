@@ -55,8 +55,18 @@ pub(crate) struct RotateRootKeyArgs {
     root_key_file: Option<PathBuf>,
     /// The new root key file: read if it exists, else created with 32 random bytes (mode 0600).
     /// KEYFERRY_NEW_ROOT_KEY (64 hex digits) overrides it.
+    /// With --root-key-pkcs11 this file is sealed by the HSM key as root.key.hsm is.
     #[arg(long, env = "KEYFERRY_NEW_ROOT_KEY_FILE")]
     new_root_key_file: PathBuf,
+    /// The servers keep their root key in an HSM (serve --root-key-pkcs11 URI): the current root
+    /// key is <data>/root.key.hsm opened by this key, and the new one is sealed by it too.
+    #[arg(
+        long,
+        env = "KEYFERRY_ROOT_KEY_PKCS11",
+        value_name = "URI",
+        hide_env_values = true
+    )]
+    root_key_pkcs11: Option<String>,
     /// How long to wait after publishing the new root key before re-sealing, so that every
     /// running server seals new material under it (servers look once a second).
     #[arg(long, default_value = "5s", value_parser = keyferry_server::limits::parse_duration)]
@@ -74,6 +84,9 @@ Environment (besides the KEYFERRY_* variable shown for each option):
         KEYFERRY_SECRET_ACCESS_KEY_FILE name files holding them instead (preferred: the
         environment of a process is visible to more than its files are).
   KEYFERRY_ROOT_KEY     the root key as 64 hex digits (instead of --root-key-file)
+  KEYFERRY_PKCS11_PIN, KEYFERRY_PKCS11_MODULE
+        with --root-key-pkcs11: the token's user PIN (or pin-source=FILE in the URI) and the
+        PKCS#11 module (or module-path= in the URI)
   KEYFERRY_LOG          log filter, e.g. info, warn, keyferry_server=debug (default: warn)
   KEYFERRY_CONFIG       a TOML file with any of the options above, keys named like the long
                         options (listen = \"0.0.0.0:4599\", tls-cert = \"/etc/keyferry/cert.pem\").
@@ -112,6 +125,18 @@ struct ServeArgs {
     /// new database). KEYFERRY_ROOT_KEY (64 hex digits) overrides it.
     #[arg(long, env = "KEYFERRY_ROOT_KEY_FILE")]
     root_key_file: Option<PathBuf>,
+    /// Keep the root key in a PKCS#11 token (HSM): an RFC 7512 URI naming a sensitive,
+    /// non-extractable AES-256 key (pkcs11:token=…;object=…?module-path=…; module also from
+    /// KEYFERRY_PKCS11_MODULE, PIN from pin-source= or KEYFERRY_PKCS11_PIN). The working root key
+    /// is kept in <data>/root.key.hsm, sealed by that key. Not with --root-key-file or
+    /// KEYFERRY_ROOT_KEY.
+    #[arg(
+        long,
+        env = "KEYFERRY_ROOT_KEY_PKCS11",
+        value_name = "URI",
+        hide_env_values = true
+    )]
+    root_key_pkcs11: Option<String>,
     /// How long a node may serve a cached key record (milliseconds).
     #[arg(long, env = "KEYFERRY_CACHE_TTL_MS", default_value_t = 5000)]
     cache_ttl_ms: u64,
@@ -382,6 +407,9 @@ pub(crate) async fn rotate_root_key(args: RotateRootKeyArgs) -> anyhow::Result<E
         database_url: args.database_url.map(RedactedUrl),
         root_key_file: args.root_key_file,
         new_root_key_file: args.new_root_key_file,
+        root_key_pkcs11: args
+            .root_key_pkcs11
+            .map(keyferry_server::hsm_root::RootKeyUri),
         propagation_wait: args.propagation_wait,
         limit: args.limit,
     })
@@ -408,6 +436,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.account_id = args.account_id;
     cfg.database_url = args.database_url.map(RedactedUrl);
     cfg.root_key_file = args.root_key_file;
+    cfg.root_key_pkcs11 = args
+        .root_key_pkcs11
+        .map(keyferry_server::hsm_root::RootKeyUri);
     cfg.cache_ttl = Duration::from_millis(args.cache_ttl_ms);
     cfg.wrapping_pool_size = args.wrapping_pool_size;
     cfg.wrapping_pool_max = args.wrapping_pool_max;

@@ -307,6 +307,10 @@ fn serve_help_names_every_environment_variable() {
         "KEYFERRY_ADMIN_LISTEN",
         "--shutdown-grace",
         "--insecure-http",
+        "--root-key-pkcs11",
+        "KEYFERRY_ROOT_KEY_PKCS11",
+        "KEYFERRY_PKCS11_PIN",
+        "KEYFERRY_PKCS11_MODULE",
     ] {
         assert!(help.contains(v), "serve --help lacks {v}");
     }
