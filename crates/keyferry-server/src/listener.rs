@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::limits::{self, Activity, ActivityIo, IDLE, IN_REQUEST, Limits, RateLog, TimeoutBody};
@@ -60,7 +60,7 @@ impl Listener {
             shutdown_grace,
         } = self;
         let slots = Arc::new(Semaphore::new(limits.max_connections));
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let shutdown = Arc::new(Shutdown::default());
         let mut http = hyper::server::conn::http1::Builder::new();
         http.header_read_timeout(None)
             .keep_alive(true)
@@ -104,7 +104,7 @@ impl Listener {
                 limits,
                 metrics: metrics.clone(),
                 http: http.clone(),
-                shutdown: shutdown_rx.clone(),
+                shutdown: shutdown.clone(),
                 peer,
             };
             let metrics = metrics.clone();
@@ -115,7 +115,7 @@ impl Listener {
             });
         }
         drop(tcp);
-        let _ = shutdown_tx.send(true);
+        shutdown.trigger();
         let deadline = Instant::now() + shutdown_grace;
         let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
         let drained = tokio::time::timeout_at(deadline.into(), slots.acquire_many(all)).await;
@@ -136,12 +136,12 @@ struct Conn {
     limits: Limits,
     metrics: Arc<Metrics>,
     http: Arc<hyper::server::conn::http1::Builder>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: Arc<Shutdown>,
     peer: SocketAddr,
 }
 
 impl Conn {
-    async fn serve(mut self, stream: TcpStream) {
+    async fn serve(self, stream: TcpStream) {
         let activity = Activity::new();
         let io = ActivityIo::new(stream, activity.clone());
         match self.tls.clone() {
@@ -150,7 +150,7 @@ impl Conn {
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
                 let hs = tokio::select! {
                     r = tokio::time::timeout(self.limits.header_read_timeout, acceptor.accept(io)) => r,
-                    _ = self.shutdown.wait_for(|s| *s) => return,
+                    () = self.shutdown.wait() => return,
                 };
                 match hs {
                     Ok(Ok(s)) => self.drive(TokioIo::new(s), activity).await,
@@ -178,7 +178,7 @@ impl Conn {
         }
     }
 
-    async fn drive<I>(mut self, io: TokioIo<I>, activity: Arc<Activity>)
+    async fn drive<I>(self, io: TokioIo<I>, activity: Arc<Activity>)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -213,6 +213,9 @@ impl Conn {
             .max(Duration::from_millis(1));
         let sleep = tokio::time::sleep(check);
         tokio::pin!(sleep);
+        let shutdown = self.shutdown.clone();
+        let down = shutdown.wait();
+        tokio::pin!(down);
         loop {
             tokio::select! {
                 r = conn.as_mut() => {
@@ -241,16 +244,14 @@ impl Conn {
                     }
                     sleep.as_mut().reset(tokio::time::Instant::now() + next);
                 }
-                r = self.shutdown.changed(), if !draining => {
-                    if r.is_err() || *self.shutdown.borrow() {
-                        // Connections without a request in progress close now; the others
-                        // finish their request (bounded by the grace period).
-                        if activity.get().0 != IN_REQUEST {
-                            return;
-                        }
-                        conn.as_mut().graceful_shutdown();
-                        draining = true;
+                () = &mut down, if !draining => {
+                    // Connections without a request in progress close now; the others
+                    // finish their request (bounded by the grace period).
+                    if activity.get().0 != IN_REQUEST {
+                        return;
                     }
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
                 }
             }
         }
@@ -350,4 +351,78 @@ async fn handle(
     };
     metrics.record(label, Some(&code), started.elapsed());
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// Shutdown, as every connection task sees it: a flag read with one atomic load per poll (the
+/// connection's `select!` polls it on every wake-up), and the waker of each waiting connection
+/// registered once, not on every poll (a `watch`/`Notify` future re-registers under a lock
+/// shared by all connections each time it is polled).
+#[derive(Default)]
+pub(crate) struct Shutdown {
+    down: AtomicBool,
+    next_id: std::sync::atomic::AtomicU64,
+    wakers: std::sync::Mutex<std::collections::HashMap<u64, std::task::Waker>>,
+}
+
+impl Shutdown {
+    /// Resolves once [`Shutdown::trigger`] was called.
+    pub(crate) fn wait(&self) -> ShutdownWait<'_> {
+        ShutdownWait {
+            shutdown: self,
+            id: None,
+        }
+    }
+
+    pub(crate) fn trigger(&self) {
+        self.down.store(true, Ordering::Release);
+        let wakers: Vec<_> = match self.wakers.lock() {
+            Ok(mut w) => w.drain().map(|(_, w)| w).collect(),
+            Err(p) => p.into_inner().drain().map(|(_, w)| w).collect(),
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+pub(crate) struct ShutdownWait<'a> {
+    shutdown: &'a Shutdown,
+    id: Option<u64>,
+}
+
+impl std::future::Future for ShutdownWait<'_> {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let s = self.shutdown;
+        if s.down.load(Ordering::Acquire) {
+            return std::task::Poll::Ready(());
+        }
+        // A task's waker stays valid for the task: register it on the first poll only.
+        if self.id.is_none() {
+            let id = s.next_id.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut w) = s.wakers.lock() {
+                w.insert(id, cx.waker().clone());
+            }
+            self.id = Some(id);
+            // Triggered between the load above and the registration: do not miss it.
+            if s.down.load(Ordering::Acquire) {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for ShutdownWait<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id
+            && let Ok(mut w) = self.shutdown.wakers.lock()
+        {
+            w.remove(&id);
+        }
+    }
 }
