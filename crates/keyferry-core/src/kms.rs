@@ -110,6 +110,23 @@ const UNSEALED_CACHE_MAX: usize = 10_000;
 /// Parsed import tokens kept per node (an RSA-4096 key is about 4 KiB in memory).
 const TOKEN_CACHE_MAX: usize = 1_024;
 const WRITE_LOCK_SHARDS: usize = 64;
+
+/// The write lock shard of a key's row (writes of one node to one row are serialised; rows that
+/// share a shard wait for each other). Public so that tests can find rows that share one.
+pub fn write_lock_shard(row_id: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    row_id.hash(&mut h);
+    (h.finish() as usize) % WRITE_LOCK_SHARDS
+}
+
+/// Work on other keys that a write of one key calls for, done after its shard lock is released.
+enum After {
+    /// A primary's shared properties changed: copy them into its replicas.
+    SyncReplicas(Arc<KeyRecord>),
+    /// A member of a multi-Region key (account, key id) was deleted.
+    MemberDeleted(String, String),
+}
 /// Compare-and-swap attempts of one write before it gives up (with the backoff, about 2 s).
 const CAS_ATTEMPTS: u64 = 64;
 const RECORD_CACHE_MAX: usize = 100_000;
@@ -449,13 +466,29 @@ impl Kms {
         key_id: &str,
         mut f: impl FnMut(&mut KeyRecord) -> Result<T, KmsError>,
     ) -> Result<(T, Arc<KeyRecord>), KmsError> {
-        let shard = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            key_id.hash(&mut h);
-            (h.finish() as usize) % WRITE_LOCK_SHARDS
+        let shard = write_lock_shard(key_id);
+        // What follows a write touches other keys' rows (their own shard locks): it runs once
+        // this key's lock is released, or a replica whose row hashes to the same shard would
+        // wait for it forever.
+        let mut then = None;
+        let result = {
+            let _serialised = self.write_locks[shard].lock().await;
+            self.mutate_locked(key_id, &mut f, &mut then).await
         };
-        let _serialised = self.write_locks[shard].lock().await;
+        match then {
+            Some(After::SyncReplicas(primary)) => self.sync_replicas(primary).await?,
+            Some(After::MemberDeleted(account, id)) => self.member_deleted(account, id).await?,
+            None => {}
+        }
+        result
+    }
+
+    async fn mutate_locked<T>(
+        &self,
+        key_id: &str,
+        f: &mut impl FnMut(&mut KeyRecord) -> Result<T, KmsError>,
+        then: &mut Option<After>,
+    ) -> Result<(T, Arc<KeyRecord>), KmsError> {
         for attempt in 0..CAS_ATTEMPTS {
             if attempt > 0 {
                 // Another node won the race: back off (growing, with jitter so that contending
@@ -478,8 +511,10 @@ impl Kms {
                     map.retain(|_, (target, _)| target != key_id);
                 }
                 if rec.multi_region {
-                    self.member_deleted(rec.account.clone(), rec.key_id.clone())
-                        .await?;
+                    *then = Some(After::MemberDeleted(
+                        rec.account.clone(),
+                        rec.key_id.clone(),
+                    ));
                 }
                 return Err(self.not_found(key_id));
             }
@@ -496,7 +531,7 @@ impl Kms {
                 let rec = Arc::new(rec);
                 self.remember(rec.clone());
                 if rec.is_primary() && shared_fingerprint(&rec) != before {
-                    self.sync_replicas(rec.clone()).await?;
+                    *then = Some(After::SyncReplicas(rec.clone()));
                 }
                 return Ok((out, rec));
             }

@@ -22,5 +22,5 @@ pub mod store;
 
 pub use context::{Directory, Principal, PrincipalKind, RequestContext};
 pub use error::KmsError;
-pub use kms::{Config, Kms};
+pub use kms::{Config, Kms, write_lock_shard};
 pub use stats::{CacheStats, HitMiss};

@@ -694,3 +694,58 @@ async fn rotation_of_a_primary_reaches_its_replicas() {
         .await;
     assert_eq!(rotations["Rotations"].as_array().unwrap().len(), 2);
 }
+
+/// A replica whose row shares the primary's write lock shard: a change of the primary reaches
+/// it (the copy into the replica once waited forever for the primary's own lock).
+#[tokio::test]
+async fn a_replica_in_the_primarys_write_lock_shard() {
+    let api = Api::with_regions(&[US, EU]).await;
+    let mut found = None;
+    for _ in 0..2_000 {
+        let id = api.create(json!({"MultiRegion": true})).await;
+        let replica_row = format!("{id}@{EU}");
+        if keyferry_core::write_lock_shard(&id) == keyferry_core::write_lock_shard(&replica_row) {
+            found = Some(id);
+            break;
+        }
+    }
+    let id = found.expect("a multi-Region key whose replica row shares its shard");
+    let within = std::time::Duration::from_secs(30);
+    tokio::time::timeout(within, async {
+        api.call_in(
+            US,
+            "ReplicateKey",
+            json!({"KeyId": id, "ReplicaRegion": EU}),
+        )
+        .await;
+        api.advance(1_001);
+        api.call_in(US, "RotateKeyOnDemand", json!({"KeyId": id}))
+            .await;
+        let current = describe(&api, US, &id).await["CurrentKeyMaterialId"].clone();
+        assert_eq!(
+            describe(&api, EU, &id).await["CurrentKeyMaterialId"],
+            current
+        );
+        api.call_in(
+            US,
+            "ScheduleKeyDeletion",
+            json!({"KeyId": id, "PendingWindowInDays": 7}),
+        )
+        .await;
+        assert_eq!(
+            describe(&api, US, &id).await["KeyState"],
+            "PendingReplicaDeletion"
+        );
+        api.call_in(
+            EU,
+            "ScheduleKeyDeletion",
+            json!({"KeyId": id, "PendingWindowInDays": 7}),
+        )
+        .await;
+        api.advance(7 * 86_400_000 + 1);
+        api.kms.sweep().await.unwrap();
+        assert_eq!(describe(&api, US, &id).await["KeyState"], "PendingDeletion");
+    })
+    .await
+    .expect("no write waits for a lock its own request holds");
+}

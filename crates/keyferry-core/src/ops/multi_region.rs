@@ -267,12 +267,21 @@ impl Kms {
             .collect())
     }
 
-    /// Copy what `primary` shares into each of its replicas.
+    /// Copy what `primary` shares into each of its replicas. Runs after the primary's write
+    /// lock is released, so it copies the primary as stored now (a later write's sync may have
+    /// run first; copying the older snapshot would undo it).
     pub(crate) fn sync_replicas(
         &self,
         primary: Arc<KeyRecord>,
     ) -> BoxFuture<'_, Result<(), KmsError>> {
         Box::pin(async move {
+            let primary = match self.store.get_key(&primary.row_id()).await? {
+                Some(stored) => Arc::new(KeyRecord::decode(&stored.doc)?),
+                None => return Ok(()),
+            };
+            if !primary.is_primary() {
+                return Ok(());
+            }
             for replica in self.replicas_of(&primary).await? {
                 let result = self
                     .mutate(&replica.row_id(), |r| {
