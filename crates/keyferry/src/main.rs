@@ -3,6 +3,11 @@
 
 mod admin;
 
+/// mimalloc instead of glibc's malloc: the request path allocates and frees many small buffers
+/// per request (BENCHMARKS.md measures the difference).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
