@@ -244,7 +244,7 @@ impl Audit {
         let Some(sink) = &self.sink else { return };
         let event = self.build(&call, &answer, request_id, &event_id, now);
         let mut line = Vec::with_capacity(1024);
-        if let Err(e) = serde_json::to_writer(&mut line, &event) {
+        if let Err(e) = event.write(&mut line) {
             tracing::error!(error = %e, "cannot encode an audit event");
             return;
         }
@@ -261,8 +261,14 @@ impl Audit {
         event_id: &str,
         now: OffsetDateTime,
     ) -> Value {
-        serde_json::to_value(self.build(call, answer, request_id, event_id, now))
-            .unwrap_or(Value::Null)
+        let mut line = Vec::new();
+        match self
+            .build(call, answer, request_id, event_id, now)
+            .write(&mut line)
+        {
+            Ok(()) => serde_json::from_slice(&line).unwrap_or(Value::Null),
+            Err(_) => Value::Null,
+        }
     }
 
     /// The event, borrowing from the call: serialized straight into the log line (no map of
@@ -275,41 +281,49 @@ impl Audit {
         event_id: &'a str,
         now: OffsetDateTime,
     ) -> Event<'a> {
-        let (source, operation, read_only, request, response, error) = match call.service {
+        let mut request = Vec::with_capacity(256);
+        let mut response = Vec::new();
+        let (source, operation, read_only, error) = match call.service {
             Service::Kms => {
                 let op = call.operation.clone().unwrap_or_default();
                 let read_only = READ_ONLY.contains(&op.as_str());
-                let request = request_parameters(&op, &call.body, &call.touched);
-                let (response, error) = match answer {
-                    Answer::Json(body) if !read_only => (response_elements(body), None),
-                    Answer::Error(e) => (
-                        Value::Null,
-                        Some((e.code.to_string(), e.message.clone().unwrap_or_default())),
-                    ),
-                    _ => (Value::Null, None),
+                render_request_parameters(&op, &call.body, &call.touched, &mut request);
+                let error = match answer {
+                    Answer::Json(body) if !read_only => {
+                        render_response_elements(body, &mut response);
+                        None
+                    }
+                    Answer::Error(e) => {
+                        Some((e.code.to_string(), e.message.clone().unwrap_or_default()))
+                    }
+                    _ => None,
                 };
-                ("kms.amazonaws.com", op, read_only, request, response, error)
+                ("kms.amazonaws.com", op, read_only, error)
             }
             Service::Sts => {
                 let mut form = crate::sts::parse_form(call.query.as_bytes());
                 form.extend(crate::sts::parse_form(&call.body));
                 let op = form.get("Action").cloned().unwrap_or_default();
                 let read_only = op == "GetCallerIdentity";
-                let request = sts_request_parameters(&op, &form);
-                let (response, error) = match answer {
-                    Answer::Xml(200, body) => (sts_response_elements(&op, body), None),
-                    Answer::Xml(_, body) => (
-                        Value::Null,
-                        Some((
-                            xml_text(body, "Code").unwrap_or_default(),
-                            xml_text(body, "Message").unwrap_or_default(),
-                        )),
-                    ),
-                    _ => (Value::Null, None),
+                let _ = serde_json::to_writer(&mut request, &sts_request_parameters(&op, &form));
+                let error = match answer {
+                    Answer::Xml(200, body) => {
+                        let _ =
+                            serde_json::to_writer(&mut response, &sts_response_elements(&op, body));
+                        None
+                    }
+                    Answer::Xml(_, body) => Some((
+                        xml_text(body, "Code").unwrap_or_default(),
+                        xml_text(body, "Message").unwrap_or_default(),
+                    )),
+                    _ => None,
                 };
-                ("sts.amazonaws.com", op, read_only, request, response, error)
+                ("sts.amazonaws.com", op, read_only, error)
             }
         };
+        if response.is_empty() {
+            response.extend_from_slice(b"null");
+        }
         let (error_code, error_message) = match error {
             Some((c, m)) => (Some(c), Some(m)),
             None => (None, None),
@@ -405,9 +419,8 @@ impl Audit {
     }
 }
 
-/// One CloudTrail event, in CloudTrail's member order.
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One CloudTrail event, in CloudTrail's member order; `requestParameters` and
+/// `responseElements` are JSON already rendered from the request and response bodies.
 struct Event<'a> {
     event_version: &'static str,
     user_identity: UserIdentity<'a>,
@@ -415,21 +428,15 @@ struct Event<'a> {
     event_source: &'static str,
     event_name: String,
     aws_region: &'a str,
-    #[serde(rename = "sourceIPAddress")]
     source_ip_address: Option<IpAddr>,
     user_agent: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     error_code: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     error_message: Option<String>,
-    request_parameters: Value,
-    response_elements: Value,
-    #[serde(rename = "requestID")]
+    request_parameters: Vec<u8>,
+    response_elements: Vec<u8>,
     request_id: &'a str,
-    #[serde(rename = "eventID")]
     event_id: &'a str,
     read_only: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     resources: Vec<Resource<'a>>,
     event_type: &'static str,
     management_event: bool,
@@ -437,129 +444,490 @@ struct Event<'a> {
     event_category: &'static str,
 }
 
-#[derive(serde::Serialize, Default)]
-#[serde(rename_all = "camelCase")]
+impl Event<'_> {
+    /// The event as one JSON object (no newline), appended to `out`.
+    fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let mut o = Obj::open(out);
+        o.str("eventVersion", self.event_version);
+        o.key("userIdentity");
+        self.user_identity.write(o.out)?;
+        o.str("eventTime", &self.event_time);
+        o.str("eventSource", self.event_source);
+        o.str("eventName", &self.event_name);
+        o.str("awsRegion", self.aws_region);
+        match &self.source_ip_address {
+            Some(ip) => o.str("sourceIPAddress", &ip.to_string()),
+            None => o.raw("sourceIPAddress", b"null"),
+        }
+        match self.user_agent {
+            Some(ua) => o.str("userAgent", ua),
+            None => o.raw("userAgent", b"null"),
+        }
+        if let Some(c) = &self.error_code {
+            o.str("errorCode", c);
+        }
+        if let Some(m) = &self.error_message {
+            o.str("errorMessage", m);
+        }
+        o.raw("requestParameters", &self.request_parameters);
+        o.raw("responseElements", &self.response_elements);
+        o.str("requestID", self.request_id);
+        o.str("eventID", self.event_id);
+        o.raw("readOnly", if self.read_only { b"true" } else { b"false" });
+        if !self.resources.is_empty() {
+            o.key("resources");
+            o.out.push(b'[');
+            for (i, r) in self.resources.iter().enumerate() {
+                if i > 0 {
+                    o.out.push(b',');
+                }
+                let mut ro = Obj::open(o.out);
+                ro.str("accountId", &r.account_id);
+                ro.str("type", r.kind);
+                ro.str("ARN", &r.arn);
+                ro.close();
+            }
+            o.out.push(b']');
+        }
+        o.str("eventType", self.event_type);
+        o.raw(
+            "managementEvent",
+            if self.management_event {
+                b"true"
+            } else {
+                b"false"
+            },
+        );
+        o.str("recipientAccountId", self.recipient_account_id);
+        o.str("eventCategory", self.event_category);
+        o.close();
+        Ok(())
+    }
+}
+
+/// A JSON object written member by member.
+struct Obj<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl<'o> Obj<'o> {
+    fn open(out: &'o mut Vec<u8>) -> Obj<'o> {
+        out.push(b'{');
+        Obj { out, first: true }
+    }
+
+    /// `name` is one of this module's member names (ASCII, nothing to escape).
+    fn key(&mut self, name: &'static str) {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn str(&mut self, name: &'static str, value: &str) {
+        self.key(name);
+        json_str(self.out, value);
+    }
+
+    fn raw(&mut self, name: &'static str, json: &[u8]) {
+        self.key(name);
+        self.out.extend_from_slice(json);
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// A JSON string. Most strings of an event (ids, ARNs, names, times) need no escape: checked in
+/// one branch-free pass (which the compiler vectorises), then copied; otherwise serde_json
+/// escapes them.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    let mut escape = false;
+    for &b in s.as_bytes() {
+        escape |= (b < 0x20) | (b == b'"') | (b == b'\\');
+    }
+    let plain = !escape;
+    if plain {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+}
+
+#[derive(Default)]
 struct UserIdentity<'a> {
-    #[serde(rename = "type")]
     kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     principal_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     arn: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     account_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     access_key_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     user_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     session_context: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     invoked_by: Option<&'a str>,
 }
 
-#[derive(serde::Serialize)]
+impl UserIdentity<'_> {
+    fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let mut o = Obj::open(out);
+        o.str("type", self.kind);
+        for (name, v) in [
+            ("principalId", self.principal_id),
+            ("arn", self.arn),
+            ("accountId", self.account_id),
+            ("accessKeyId", self.access_key_id),
+            ("userName", self.user_name),
+        ] {
+            if let Some(v) = v {
+                o.str(name, v);
+            }
+        }
+        if let Some(c) = &self.session_context {
+            o.key("sessionContext");
+            serde_json::to_writer(&mut *o.out, c)?;
+        }
+        if let Some(v) = self.invoked_by {
+            o.str("invokedBy", v);
+        }
+        o.close();
+        Ok(())
+    }
+}
+
 struct Resource<'a> {
-    #[serde(rename = "accountId")]
     account_id: std::borrow::Cow<'a, str>,
-    #[serde(rename = "type")]
     kind: &'static str,
-    #[serde(rename = "ARN")]
     arn: std::borrow::Cow<'a, str>,
 }
 
 // ---- requestParameters / responseElements ----------------------------------------------------
 
-/// A JSON object's members, parsed with the members named in `skip` never materialised.
-struct Filtered(Map<String, Value>);
-
-struct FilteredVisitor(&'static [&'static str]);
-
-impl<'de> Visitor<'de> for FilteredVisitor {
-    type Value = Filtered;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Filtered, A::Error> {
-        let mut out = Map::new();
-        while let Some(k) = map.next_key::<String>()? {
-            if self.0.contains(&k.as_str()) {
-                map.next_value::<IgnoredAny>()?;
-            } else {
-                let v: Value = map.next_value()?;
-                out.insert(k, v);
-            }
-        }
-        Ok(Filtered(out))
-    }
-}
-
-fn parse_filtered(body: &[u8], skip: &'static [&'static str]) -> Option<Map<String, Value>> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    de.deserialize_map(FilteredVisitor(skip)).ok().map(|f| f.0)
-}
+// The bodies are transcoded straight into the event's JSON text, member by member, with the
+// members left out skipped unparsed: no tree of owned keys and values per request.
 
 /// `requestParameters` of a KMS request: its members in lowerCamelCase without the secret ones;
 /// `null` if the body is not a JSON object.
 pub fn request_parameters(operation: &str, body: &[u8], touched: &[String]) -> Value {
+    let mut out = Vec::new();
+    render_request_parameters(operation, body, touched, &mut out);
+    serde_json::from_slice(&out).unwrap_or(Value::Null)
+}
+
+/// `responseElements` of a successful, not read-only KMS response.
+pub fn response_elements(body: &[u8]) -> Value {
+    let mut out = Vec::new();
+    render_response_elements(body, &mut out);
+    serde_json::from_slice(&out).unwrap_or(Value::Null)
+}
+
+fn render_request_parameters(operation: &str, body: &[u8], touched: &[String], out: &mut Vec<u8>) {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         body
     };
-    let Some(mut members) = parse_filtered(body, SECRET_REQUEST_MEMBERS) else {
-        return Value::Null;
-    };
-    if let Some(Value::Object(r)) = members.get_mut("Recipient") {
-        r.remove("AttestationDocument");
-    }
-    if operation == "Decrypt" {
-        // CloudTrail records the key Decrypt used, and the algorithm even when not sent.
-        if let Some(arn) = touched.first() {
-            members.insert("KeyId".into(), arn.clone().into());
-        }
-        members
-            .entry("EncryptionAlgorithm")
-            .or_insert_with(|| "SYMMETRIC_DEFAULT".into());
-    }
-    cloudtrail_members(members)
-}
-
-/// `responseElements` of a successful, not read-only KMS response.
-pub fn response_elements(body: &[u8]) -> Value {
-    match parse_filtered(body, SECRET_RESPONSE_MEMBERS) {
-        Some(members) if !members.is_empty() => cloudtrail_members(members),
-        _ => Value::Null,
-    }
-}
-
-/// Member names in lowerCamelCase, recursively, except inside encryption contexts (their keys
-/// are the caller's); dates in CloudTrail's format.
-fn cloudtrail_members(members: Map<String, Value>) -> Value {
-    let mut out = Map::new();
-    for (k, v) in members {
-        let v = if k.contains("EncryptionContext") {
-            v
-        } else if DATE_MEMBERS.contains(&k.as_str()) || k.ends_with("Date") {
-            match v.as_f64() {
-                Some(secs) => cloudtrail_date(secs).into(),
-                None => v,
-            }
+    // CloudTrail records the key Decrypt used, and the algorithm even when not sent.
+    let decrypt = operation == "Decrypt";
+    let top = Top {
+        skip: SECRET_REQUEST_MEMBERS,
+        key_id: if decrypt {
+            touched.first().map(String::as_str)
         } else {
-            camel_value(v)
-        };
-        out.insert(lower_camel(&k), v);
-    }
-    Value::Object(out)
+            None
+        },
+        default_algorithm: decrypt,
+    };
+    render_top(body, top, out);
 }
 
-fn camel_value(v: Value) -> Value {
-    match v {
-        Value::Object(m) => cloudtrail_members(m),
-        Value::Array(a) => Value::Array(a.into_iter().map(camel_value).collect()),
-        other => other,
+fn render_response_elements(body: &[u8], out: &mut Vec<u8>) {
+    let top = Top {
+        skip: SECRET_RESPONSE_MEMBERS,
+        key_id: None,
+        default_algorithm: false,
+    };
+    let start = out.len();
+    if render_top(body, top, out) == Some(0) {
+        out.truncate(start);
+        out.extend_from_slice(b"null");
+    }
+}
+
+/// What the top level of a body drops and adds.
+#[derive(Clone, Copy)]
+struct Top<'t> {
+    skip: &'static [&'static str],
+    /// Decrypt: `KeyId` is the key used (whatever was sent).
+    key_id: Option<&'t str>,
+    /// Decrypt: `EncryptionAlgorithm` is recorded even when not sent.
+    default_algorithm: bool,
+}
+
+/// Transcode the JSON object `body` into `out`; the number of members written, or `None` (and
+/// `null` written) when the body is not a JSON object.
+fn render_top(body: &[u8], top: Top<'_>, out: &mut Vec<u8>) -> Option<usize> {
+    let start = out.len();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match de.deserialize_map(TopVisitor {
+        out: &mut *out,
+        top,
+    }) {
+        Ok(n) => Some(n),
+        Err(_) => {
+            out.truncate(start);
+            out.extend_from_slice(b"null");
+            None
+        }
+    }
+}
+
+fn write_key(out: &mut Vec<u8>, first: &mut bool, key: &str) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    // Member names are the service's own (ASCII identifiers); anything else is escaped.
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+}
+
+fn write_camel_key(out: &mut Vec<u8>, first: &mut bool, key: &str) {
+    match key.as_bytes().first() {
+        Some(c) if c.is_ascii_uppercase() => {
+            let mut k = String::with_capacity(key.len());
+            k.push(c.to_ascii_lowercase() as char);
+            k.push_str(&key[1..]);
+            write_key(out, first, &k);
+        }
+        Some(c) if c.is_ascii() => write_key(out, first, key),
+        _ => write_key(out, first, &lower_camel(key)),
+    }
+}
+
+struct TopVisitor<'o, 't> {
+    out: &'o mut Vec<u8>,
+    top: Top<'t>,
+}
+
+impl<'de> Visitor<'de> for TopVisitor<'_, '_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+        let out = self.out;
+        let top = self.top;
+        out.push(b'{');
+        let mut first = true;
+        let mut n = 0;
+        let mut algorithm_seen = false;
+        while let Some(k) = map.next_key::<KeyName<'de>>()? {
+            let k = k.0.as_ref();
+            if top.skip.contains(&k) || (top.key_id.is_some() && k == "KeyId") {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            algorithm_seen |= k == "EncryptionAlgorithm";
+            write_camel_key(out, &mut first, k);
+            n += 1;
+            let skip: &'static [&'static str] = if k == "Recipient" {
+                &["AttestationDocument"]
+            } else {
+                &[]
+            };
+            map.next_value_seed(Emit {
+                out: &mut *out,
+                mode: Mode::for_member(k),
+                skip,
+            })?;
+        }
+        if let Some(arn) = top.key_id {
+            write_key(out, &mut first, "keyId");
+            let _ = serde_json::to_writer(&mut *out, arn);
+            n += 1;
+        }
+        if top.default_algorithm && !algorithm_seen {
+            write_key(out, &mut first, "encryptionAlgorithm");
+            out.extend_from_slice(b"\"SYMMETRIC_DEFAULT\"");
+            n += 1;
+        }
+        out.push(b'}');
+        Ok(n)
+    }
+}
+
+/// A member name, borrowed from the body unless it had escapes.
+struct KeyName<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for KeyName<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = KeyName<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<KeyName<'de>, E> {
+                Ok(KeyName(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<KeyName<'de>, E> {
+                Ok(KeyName(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// How a value is written.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Objects inside get lowerCamelCase member names, recursively.
+    Camel,
+    /// As sent (encryption contexts: their keys are the caller's).
+    Verbatim,
+    /// A date member: a number of seconds becomes CloudTrail's date text.
+    Date,
+}
+
+impl Mode {
+    fn for_member(name: &str) -> Mode {
+        if name.contains("EncryptionContext") {
+            Mode::Verbatim
+        } else if DATE_MEMBERS.contains(&name) || name.ends_with("Date") {
+            Mode::Date
+        } else {
+            Mode::Camel
+        }
+    }
+}
+
+/// One value transcoded into `out`.
+struct Emit<'o> {
+    out: &'o mut Vec<u8>,
+    mode: Mode,
+    /// Members of this object (not deeper) left out.
+    skip: &'static [&'static str],
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Emit<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Emit<'_> {
+    fn scalar(self, v: &impl serde::Serialize) {
+        let _ = serde_json::to_writer(&mut *self.out, v);
+    }
+
+    fn number(self, secs: f64, v: &impl serde::Serialize) {
+        if self.mode == Mode::Date {
+            let _ = serde_json::to_writer(&mut *self.out, &cloudtrail_date(secs));
+        } else {
+            self.scalar(v);
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for Emit<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.scalar(&v);
+        Ok(())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.number(v as f64, &v);
+        Ok(())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.number(v as f64, &v);
+        Ok(())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<(), E> {
+        // As serde_json's `Value` writes it (a non-finite number is `null`).
+        match serde_json::Number::from_f64(v) {
+            Some(n) => self.number(v, &n),
+            None => self.out.extend_from_slice(b"null"),
+        }
+        Ok(())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        self.scalar(&v);
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let out = self.out;
+        let mode = if self.mode == Mode::Camel {
+            Mode::Camel
+        } else {
+            Mode::Verbatim
+        };
+        out.push(b'[');
+        let mut first = true;
+        loop {
+            let mark = out.len();
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            let seed = Emit {
+                out: &mut *out,
+                mode,
+                skip: &[],
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                out.truncate(mark);
+                break;
+            }
+        }
+        out.push(b']');
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let out = self.out;
+        let camel = self.mode == Mode::Camel;
+        out.push(b'{');
+        let mut first = true;
+        while let Some(k) = map.next_key::<KeyName<'de>>()? {
+            let k = k.0.as_ref();
+            if self.skip.contains(&k) {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let mode = if camel {
+                write_camel_key(out, &mut first, k);
+                Mode::for_member(k)
+            } else {
+                write_key(out, &mut first, k);
+                Mode::Verbatim
+            };
+            map.next_value_seed(Emit {
+                out: &mut *out,
+                mode,
+                skip: &[],
+            })?;
+        }
+        out.push(b'}');
+        Ok(())
     }
 }
 
@@ -927,6 +1295,52 @@ mod tests {
     fn not_an_object_is_null() {
         assert_eq!(params("Encrypt", "{not json"), Value::Null);
         assert_eq!(params("Encrypt", "[1]"), Value::Null);
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let long = "x".repeat(40);
+        for s in [
+            "",
+            "plain",
+            "quote\"",
+            "back\\slash",
+            "tab\tnew\nline",
+            "\u{1}",
+            "é ü 日本",
+            long.as_str(),
+            &format!("{long}\""),
+            &format!("{long}\u{1f}{long}"),
+        ] {
+            let mut out = Vec::new();
+            json_str(&mut out, s);
+            assert_eq!(Some(out), serde_json::to_vec(s).ok(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn nested_members_dates_contexts_and_escapes() {
+        let body = r#"{"KeyId":"k","EncryptionContext":{"Dept":"A","NestedDate":1},
+            "ValidTo":1700000000,"Recipient":{"AttestationDocument":"eA==","KeyEncryptionAlgorithm":"RSAES_OAEP_SHA_256"},
+            "Constraints":{"EncryptionContextSubset":{"A":"b"}},"Tags":[{"TagKey":"k","TagValue":"v\"q"}],
+            "\u00c4Name":1,"Esc\u0041pe":true,"F":1.5,"N":null,"L":[1,[2,{"InnerKey":-3}]],"Plaintext":"c2VjcmV0"}"#;
+        assert_eq!(
+            params("CreateGrant", body),
+            json!({"keyId": "k", "encryptionContext": {"Dept": "A", "NestedDate": 1},
+                   "validTo": "Nov 14, 2023 10:13:20 PM",
+                   "recipient": {"keyEncryptionAlgorithm": "RSAES_OAEP_SHA_256"},
+                   "constraints": {"encryptionContextSubset": {"A": "b"}},
+                   "tags": [{"tagKey": "k", "tagValue": "v\"q"}],
+                   "\u{e4}Name": 1, "escApe": true, "f": 1.5, "n": null,
+                   "l": [1, [2, {"innerKey": -3}]]})
+        );
+        // Cut short anywhere: null, never half an object.
+        for end in 1..body.len() {
+            if let Some(cut) = body.get(..end) {
+                assert_eq!(params("CreateGrant", cut), Value::Null, "{cut}");
+            }
+        }
+        assert_eq!(params("Encrypt", "  "), json!({}));
     }
 
     #[test]

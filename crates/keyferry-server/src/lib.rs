@@ -161,8 +161,12 @@ fn scope_service(headers: &axum::http::HeaderMap) -> Option<&str> {
 
 fn scope_part(headers: &axum::http::HeaderMap, n: usize) -> Option<&str> {
     let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let cred = auth.split("Credential=").nth(1)?;
-    let cred = cred.split([',', ' ']).next()?;
+    // Every SDK puts the credential first; a substring search only for other layouts.
+    let cred = match auth.strip_prefix("AWS4-HMAC-SHA256 Credential=") {
+        Some(rest) => rest,
+        None => auth.split("Credential=").nth(1)?,
+    };
+    let cred = &cred[..cred.find([',', ' ']).unwrap_or(cred.len())];
     cred.split('/').nth(n)
 }
 
@@ -172,7 +176,8 @@ impl AppState {
     /// refuses a signature scoped to the wrong Region ("Credential should be scoped to a valid
     /// region").
     fn verifiers(&self, headers: &axum::http::HeaderMap) -> (&Verifier, &Verifier) {
-        if let Some(region) = scope_part(headers, 2)
+        if !self.other_regions.is_empty()
+            && let Some(region) = scope_part(headers, 2)
             && let Some((k, s)) = self
                 .other_regions
                 .iter()
