@@ -191,6 +191,41 @@ impl Drop for Ops {
     }
 }
 
+/// The tests run as root (they read every process's `/proc/<pid>/environ`).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The environment block of process `pid`, as `/proc/<pid>/environ` shows it (only root reads it
+/// when the process is not dumpable, as `keyferry serve` is not).
+pub fn environ_of(pid: u32) -> Vec<u8> {
+    std::fs::read(format!("/proc/{pid}/environ")).unwrap()
+}
+
+/// The `NAME=value` entries of an environment block (a value overwritten with NUL bytes reads
+/// as empty, its NULs as empty entries, which are left out).
+pub fn environ_entries(block: &[u8]) -> Vec<(String, Vec<u8>)> {
+    block
+        .split(|&b| b == 0)
+        .filter_map(|e| {
+            let eq = e.iter().position(|&b| b == b'=')?;
+            Some((
+                String::from_utf8_lossy(&e[..eq]).into_owned(),
+                e[eq + 1..].to_vec(),
+            ))
+        })
+        .collect()
+}
+
+/// `needle` occurs in `hay`.
+pub fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
 /// A test CA and certificates it issued, made by openssl.
 pub struct Pki {
     pub dir: PathBuf,
