@@ -6,8 +6,11 @@
 
 mod ops_support;
 
+use std::time::{Duration, Instant};
+
 use ops_support::{
-    Ops, contains_bytes, environ_entries, environ_of, http_request, is_root, roundtrip, to_raw,
+    Ops, OwnPg, contains_bytes, environ_entries, environ_of, http_request, is_root, psql,
+    roundtrip, to_raw,
 };
 
 const AKID: &str = "AKIAENVSCRUBTEST0001";
@@ -83,7 +86,7 @@ fn serve_overwrites_its_secret_environment_values_and_keeps_working() {
     assert!(
         server.wait_log(
             "secret environment values overwritten",
-            std::time::Duration::from_secs(5)
+            Duration::from_secs(5)
         ),
         "{}",
         server.stderr_text()
@@ -136,4 +139,93 @@ fn serve_overwrites_its_secret_environment_values_and_keeps_working() {
     );
     assert_eq!(st, 200, "{body}");
     assert!(!tmp.path().join("data/root.key").exists());
+}
+
+#[test]
+fn serve_on_postgresql_reconnects_with_the_password_it_overwrote() {
+    if !is_root() {
+        eprintln!("skipped: needs root to read a non-dumpable process's /proc/<pid>/environ");
+        return;
+    }
+    let (pg, url) = OwnPg::start();
+    pg.require_password(&url, DB_PASSWORD);
+    let with_password = url.replacen(
+        "postgres://kms@",
+        &format!("postgres://kms:{DB_PASSWORD}@"),
+        1,
+    );
+    assert_ne!(with_password, url);
+    let tmp = tempfile::tempdir().unwrap();
+    // The password in the URL, then in PGPASSWORD (which sqlx reads when it parses the URL).
+    let runs: [(&str, Vec<(&str, &str)>); 2] = [
+        (
+            "KEYFERRY_DATABASE_URL",
+            vec![("KEYFERRY_DATABASE_URL", with_password.as_str())],
+        ),
+        (
+            "PGPASSWORD",
+            vec![
+                ("KEYFERRY_DATABASE_URL", url.as_str()),
+                ("PGPASSWORD", DB_PASSWORD),
+            ],
+        ),
+    ];
+    for (holder, mut env) in runs {
+        env.extend([
+            ("KEYFERRY_ACCESS_KEY_ID", AKID),
+            ("KEYFERRY_SECRET_ACCESS_KEY", SECRET),
+        ]);
+        let server = Ops::start(&tmp.path().join("data"), &["--listen", "127.0.0.1:0"], &env);
+        let addr = server.addr.clone();
+        let (st, body) = roundtrip(&addr, &signed(&addr, "CreateKey", "{}"));
+        assert_eq!(st, 200, "{holder}: {body}");
+
+        let block = environ_of(server.pid());
+        assert!(
+            !contains_bytes(&block, DB_PASSWORD.as_bytes()),
+            "{holder}: the database password is still in /proc/<pid>/environ"
+        );
+        let entries = environ_entries(&block);
+        let value = |name: &str| {
+            entries
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(value(holder).as_deref(), Some(""), "{holder}");
+        if holder == "PGPASSWORD" {
+            // A URL without a password is not a secret: it stays readable.
+            assert_eq!(
+                value("KEYFERRY_DATABASE_URL").as_deref(),
+                Some(url.as_str())
+            );
+        }
+
+        // Every connection of the server ended: the next request needs a new one, which
+        // authenticates with the password the server kept, not the environment's.
+        let ended = psql(
+            &with_password,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE usename = 'kms' AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+        );
+        assert_ne!(ended, "0", "{holder}: the server had no connection to end");
+        let t = Instant::now();
+        loop {
+            let (st, body) = roundtrip(&addr, &signed(&addr, "CreateKey", "{}"));
+            if st == 200 {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(15),
+                "{holder}: no new database connection: {st} {body}\n{}",
+                server.stderr_text()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = server.stderr_text();
+        assert!(
+            !log.contains(DB_PASSWORD),
+            "{holder}: the log shows the password"
+        );
+    }
 }
