@@ -346,6 +346,19 @@ impl Pkcs11Uri {
     }
 }
 
+/// `KEYFERRY_PKCS11_PIN` as [`remember_env_pin`] read it, for a process that then overwrites its
+/// environment copy (`keyferry keep-alive --every`); unset otherwise, so that no other process
+/// keeps the PIN for its whole life.
+static REMEMBERED_ENV_PIN: std::sync::OnceLock<Option<Zeroizing<String>>> =
+    std::sync::OnceLock::new();
+
+/// Read `KEYFERRY_PKCS11_PIN` now and let [`resolve_pin`] use this copy from then on, whatever
+/// the environment says later: for a long-running process that overwrites the environment's
+/// copy once it has read it.
+pub fn remember_env_pin() {
+    REMEMBERED_ENV_PIN.get_or_init(|| std::env::var(PIN_ENV).ok().map(Zeroizing::new));
+}
+
 /// Find the user PIN: the URI's `pin-value`, then its `pin-source` file, then
 /// `KEYFERRY_PKCS11_PIN`, then (only when stdin is a terminal) an interactive prompt.
 pub fn resolve_pin(uri: &Pkcs11Uri) -> Result<(SecretString, PinOrigin)> {
@@ -356,7 +369,10 @@ pub fn resolve_pin(uri: &Pkcs11Uri) -> Result<(SecretString, PinOrigin)> {
         return Ok((read_pin_source(src)?, PinOrigin::SourceFile));
     }
     // An empty KEYFERRY_PKCS11_PIN is "not set": sending it would spend a login attempt.
-    let env_pin = std::env::var(PIN_ENV).ok().map(Zeroizing::new);
+    let env_pin = match REMEMBERED_ENV_PIN.get() {
+        Some(remembered) => remembered.clone(),
+        None => std::env::var(PIN_ENV).ok().map(Zeroizing::new),
+    };
     let env_empty = env_pin.as_ref().is_some_and(|p| p.is_empty());
     if let Some(pin) = env_pin.filter(|p| !p.is_empty()) {
         return Ok((

@@ -449,6 +449,10 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let limits = cfg.limits;
     let grace = cfg.shutdown_grace;
     let running = config::start(cfg).await?;
+    // Everything that reads a secret from the environment has read it (the credential in
+    // main.rs, KEYFERRY_ROOT_KEY and the PKCS#11 PIN in `start`, PGPASSWORD when sqlx opened the
+    // store); nothing reads them again (SIGHUP reloads only the TLS files).
+    os::scrub_secret_env();
     let metrics = Arc::new(metrics::Metrics::default());
     if let Some(admin_tcp) = admin_tcp {
         let admin_addr = admin_tcp.local_addr()?;

@@ -255,6 +255,13 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
+    // `keep-alive --every` runs for as long as the server does: the PIN it logs in with on every
+    // pass is read once, and the environment's copy overwritten (as `serve` does once it has
+    // started). A single pass, like `import`, exits soon after reading it.
+    if matches!(&cli.command, Command::KeepAlive(a) if a.every.is_some()) {
+        keyferry_byok::uri::remember_env_pin();
+        keyferry_server::os::scrub_secret_env();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

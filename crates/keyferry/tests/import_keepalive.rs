@@ -6,6 +6,7 @@
 
 mod common;
 mod import_support;
+mod ops_support;
 
 use common::Server;
 use import_support::*;
@@ -154,4 +155,91 @@ async fn v_json_material(server: &Server, arn: &str) -> serde_json::Value {
 
 fn v_str(v: &serde_json::Value) -> String {
     v.as_str().unwrap().to_string()
+}
+
+/// Kills the process when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_every_overwrites_the_pin_in_its_environment_and_still_logs_in() {
+    use std::io::BufRead;
+    let server = Server::start();
+    let token = Token::new();
+    let env = token.env();
+    let env = env_refs(&env);
+    let uri = token.uri("aes-256");
+    let v = import_json(&server, &["--pkcs11-uri", &uri, "--valid-for", "1h"], &env);
+    let arn = v["KeyId"].as_str().unwrap().to_string();
+    let before = valid_to(&server, &arn).await;
+    std::thread::sleep(std::time::Duration::from_secs(2));
+
+    // A long-running keep-alive (one pass an hour): its first pass, which logs in to the token,
+    // comes after the environment copy of the PIN was overwritten.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_keyferry"));
+    cmd.args(["keep-alive", "--renew-within", "3h", "--every", "1h"]);
+    server.aws_env(&mut cmd);
+    for (k, v) in &env {
+        cmd.env(k, v);
+    }
+    let mut child = KillOnDrop(
+        cmd.env("KEYFERRY_TEST_MARKER", "visible")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    for r in [
+        Box::new(stdout) as Box<dyn std::io::Read + Send>,
+        Box::new(stderr),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(r).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+    }
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !seen.iter().any(|l: &String| l.contains("renewed, ")) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no pass reported within 60 s:\n{}", seen.join("\n")),
+        }
+    }
+    let out = seen.join("\n");
+    assert!(
+        out.contains("Renewed (1):") && out.contains(&arn) && out.contains("1 renewed, "),
+        "{out}"
+    );
+    assert!(!out.contains(USER_PIN), "{out}");
+    let after = valid_to(&server, &arn).await;
+    assert!(after > before, "ValidTo {before} -> {after}");
+
+    // Its environment: the PIN reads as empty, the other variables are as they were.
+    let entries = ops_support::environ_entries(&ops_support::environ_of(child.0.id()));
+    let value = |name: &str| {
+        entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(value("KEYFERRY_PKCS11_PIN").as_deref(), Some(""));
+    assert_eq!(value("KEYFERRY_TEST_MARKER").as_deref(), Some("visible"));
+    assert_eq!(value("SOFTHSM2_CONF").as_deref(), Some(token.conf.as_str()));
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "keep-alive --every exited"
+    );
 }

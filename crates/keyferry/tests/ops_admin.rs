@@ -8,7 +8,7 @@ mod ops_support;
 
 use std::time::Duration;
 
-use ops_support::{Ops, admin_get, http_request, keyferry, roundtrip, signed_raw, to_raw};
+use ops_support::{Ops, admin_get, http_request, is_root, keyferry, roundtrip, signed_raw, to_raw};
 
 #[test]
 fn health_readiness_and_metrics_on_the_admin_listener() {
@@ -314,14 +314,6 @@ fn serve_help_names_every_environment_variable() {
     ] {
         assert!(help.contains(v), "serve --help lacks {v}");
     }
-}
-
-fn is_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
 }
 
 const NOBODY: [&str; 4] = [

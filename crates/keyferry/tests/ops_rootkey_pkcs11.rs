@@ -208,6 +208,14 @@ fn root_key_sealed_in_softhsm_survives_restarts_and_wrong_keys_are_refused() {
         let (st, body) = decrypt(&s.addr, &ct);
         assert_eq!(st, 200, "{body}");
         assert!(body.contains("aGVsbG8="), "{body}");
+        // The PIN it logged in with is overwritten in its environment block (root reads it).
+        if ops_support::is_root() {
+            let entries = ops_support::environ_entries(&ops_support::environ_of(s.pid()));
+            let pin = entries.iter().find(|(n, _)| n == "KEYFERRY_PKCS11_PIN");
+            assert_eq!(pin.map(|(_, v)| v.as_slice()), Some(&b""[..]));
+            let conf = entries.iter().find(|(n, _)| n == "SOFTHSM2_CONF");
+            assert_eq!(conf.map(|(_, v)| v.as_slice()), Some(hsm.conf.as_bytes()));
+        }
     }
 
     // Wrong PIN: refused, saying what to check.

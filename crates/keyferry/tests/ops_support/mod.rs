@@ -191,6 +191,41 @@ impl Drop for Ops {
     }
 }
 
+/// The tests run as root (they read every process's `/proc/<pid>/environ`).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// The environment block of process `pid`, as `/proc/<pid>/environ` shows it (only root reads it
+/// when the process is not dumpable, as `keyferry serve` is not).
+pub fn environ_of(pid: u32) -> Vec<u8> {
+    std::fs::read(format!("/proc/{pid}/environ")).unwrap()
+}
+
+/// The `NAME=value` entries of an environment block (a value overwritten with NUL bytes reads
+/// as empty, its NULs as empty entries, which are left out).
+pub fn environ_entries(block: &[u8]) -> Vec<(String, Vec<u8>)> {
+    block
+        .split(|&b| b == 0)
+        .filter_map(|e| {
+            let eq = e.iter().position(|&b| b == b'=')?;
+            Some((
+                String::from_utf8_lossy(&e[..eq]).into_owned(),
+                e[eq + 1..].to_vec(),
+            ))
+        })
+        .collect()
+}
+
+/// `needle` occurs in `hay`.
+pub fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
 /// A test CA and certificates it issued, made by openssl.
 pub struct Pki {
     pub dir: PathBuf,
@@ -477,6 +512,28 @@ impl OwnPg {
         String::from_utf8(out.stdout).unwrap().trim().to_owned()
     }
 
+    /// From now on TCP connections must give a password (scram-sha-256): `kms` gets `password`.
+    /// `url` is the URL `start` returned.
+    pub fn require_password(&self, url: &str, password: &str) {
+        psql(url, &format!("ALTER ROLE kms PASSWORD '{password}'"));
+        std::fs::write(
+            self.dir.path().join("data/pg_hba.conf"),
+            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap();
+        psql(url, "SELECT pg_reload_conf()");
+        // The reload is asynchronous: wait until a connection without the password is refused.
+        let t = Instant::now();
+        while psql_status(url, "SELECT 1", None) {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "PostgreSQL still accepts connections without a password"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(psql_status(url, "SELECT 1", Some(password)));
+    }
+
     /// `pg_ctl stop -m fast`: sessions are ended, new connections refused.
     pub fn stop(&self) {
         let status = Command::new(pg_script())
@@ -531,6 +588,35 @@ impl Drop for OwnPg {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// `psql URL -Atc SQL` (panics on failure): its output.
+pub fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-Atc", sql])
+        .env_remove("PGPASSWORD")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `psql URL -c SQL` with PGPASSWORD `password` (none: no password, never a prompt): succeeded.
+pub fn psql_status(url: &str, sql: &str, password: Option<&str>) -> bool {
+    let mut c = Command::new("psql");
+    c.args(["-w", url, "-Atc", sql]).env_remove("PGPASSWORD");
+    if let Some(p) = password {
+        c.env("PGPASSWORD", p);
+    }
+    c.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
 }
 
 /// A keep-alive HTTP/1.1 connection for a load generator: one request at a time, reconnecting
