@@ -383,7 +383,10 @@ fn token_options(args: &SourceArgs, pin: Option<secrecy::SecretString>) -> Resul
 }
 
 fn module_for(uri: &Pkcs11Uri, opts: &TokenOptions) -> Result<PathBuf> {
-    if let Some(m) = opts.module.clone().or_else(|| uri.module_path.clone()) {
+    if let Some(m) = opts.module.clone() {
+        return Ok(m);
+    }
+    if let Some(m) = uri.module()? {
         return Ok(m);
     }
     if let Some(name) = &opts.profile
@@ -392,7 +395,7 @@ fn module_for(uri: &Pkcs11Uri, opts: &TokenOptions) -> Result<PathBuf> {
         return Ok(p.to_path_buf());
     }
     Err(Error::usage(
-        "no PKCS#11 module: add module-path=/path/to/module.so to the URI's query (after '?') or choose --hsm-profile (softhsm2, luna, cloudhsm, yubihsm2)",
+        "no PKCS#11 module: add module-path=/path/to/module.so (or module-name=NAME) to the URI's query (after '?') or choose --hsm-profile (softhsm2, luna, cloudhsm, yubihsm2)",
     ))
 }
 

@@ -479,21 +479,22 @@ pub struct TokenSource {
 }
 
 impl TokenSource {
-    /// Resolve the module (options, URI `module-path`, profile), the PIN, open the token the URI
+    /// Resolve the module (options, URI `module-path` or `module-name`, profile), the PIN, open the token the URI
     /// names, find the key, infer its spec and probe what the token can do.
     pub fn open(uri: &Pkcs11Uri, opts: &TokenOptions) -> Result<Self> {
         let profile: Option<HsmProfile> = match &opts.profile {
             Some(name) => Some(profiles::by_name(name)?),
             None => None,
         };
-        let module = opts
-            .module
-            .clone()
-            .or_else(|| uri.module_path.clone())
+        let named = match &opts.module {
+            Some(m) => Some(m.clone()),
+            None => uri.module()?,
+        };
+        let module = named
             .or_else(|| profile.as_ref().and_then(|p| p.module_path().map(Path::to_path_buf)))
             .ok_or_else(|| {
                 Error::usage(
-                    "no PKCS#11 module: add module-path=/path/to/module.so to the URI's query (after '?') or choose --hsm-profile (softhsm2, luna, cloudhsm, yubihsm2)",
+                    "no PKCS#11 module: add module-path=/path/to/module.so (or module-name=NAME) to the URI's query (after '?') or choose --hsm-profile (softhsm2, luna, cloudhsm, yubihsm2)",
                 )
             })?;
         let profile = match profile {

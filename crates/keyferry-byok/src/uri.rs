@@ -346,6 +346,114 @@ impl Pkcs11Uri {
     }
 }
 
+impl Pkcs11Uri {
+    /// The PKCS#11 library this URI names: `module-path`, else `module-name` found as
+    /// [`find_module`] finds it; `None` when it names neither.
+    pub fn module(&self) -> Result<Option<PathBuf>> {
+        if let Some(p) = &self.module_path {
+            return Ok(Some(p.clone()));
+        }
+        match &self.module_name {
+            Some(name) => find_module(name).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The directories p11-kit reads module configurations from (`<name>.module`, with a
+/// `module:` line), system ones first, then the user's.
+fn p11_kit_config_dirs() -> Vec<PathBuf> {
+    let mut dirs = vec![
+        PathBuf::from("/etc/pkcs11/modules"),
+        PathBuf::from("/usr/share/p11-kit/modules"),
+    ];
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".config/pkcs11/modules"));
+    }
+    dirs
+}
+
+/// Where PKCS#11 libraries are installed: p11-kit's module directory first (a relative
+/// `module:` path is relative to it), then the library directories of Debian/Ubuntu, Fedora/RHEL
+/// and /usr/local, and the vendor directories of the modules this project tests.
+fn module_lib_dirs() -> Vec<PathBuf> {
+    let multiarch = format!("/usr/lib/{}-linux-gnu", std::env::consts::ARCH);
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for base in [
+        multiarch.as_str(),
+        "/usr/lib64",
+        "/usr/lib",
+        "/usr/local/lib",
+    ] {
+        dirs.push(PathBuf::from(format!("{base}/pkcs11")));
+    }
+    for base in [
+        multiarch.as_str(),
+        "/usr/lib64",
+        "/usr/lib",
+        "/usr/local/lib",
+    ] {
+        dirs.push(PathBuf::from(base));
+        for vendor in ["softhsm", "opencryptoki", "nss"] {
+            dirs.push(PathBuf::from(format!("{base}/{vendor}")));
+        }
+    }
+    dirs
+}
+
+/// RFC 7512's `module-name` (a library name without directory or suffix): the p11-kit module
+/// of that name (`<name>.module` in p11-kit's configuration directories, as p11-kit-aware tools
+/// read it), else `<name>.so` or `lib<name>.so` in the usual library directories.
+pub fn find_module(name: &str) -> Result<PathBuf> {
+    let config_dirs = p11_kit_config_dirs();
+    let lib_dirs = module_lib_dirs();
+    find_module_in(name, &config_dirs, &lib_dirs).ok_or_else(|| {
+        Error::usage(format!(
+            "PKCS#11 URI: no module named \"{name}\" (looked for {name}.module in {} and for {name}.so / lib{name}.so in {}); give its file with module-path=",
+            join_dirs(&config_dirs),
+            join_dirs(&lib_dirs)
+        ))
+    })
+}
+
+fn join_dirs(dirs: &[PathBuf]) -> String {
+    dirs.iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn find_module_in(name: &str, config_dirs: &[PathBuf], lib_dirs: &[PathBuf]) -> Option<PathBuf> {
+    if name.is_empty() || name.contains('/') || name.contains('\0') {
+        return None;
+    }
+    for dir in config_dirs {
+        let Ok(text) = std::fs::read_to_string(dir.join(format!("{name}.module"))) else {
+            continue;
+        };
+        // `key: value` lines; `#` starts a comment.
+        let module = text.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == "module").then(|| v.trim().to_owned())
+        });
+        if let Some(m) = module.filter(|m| !m.is_empty()) {
+            let p = PathBuf::from(&m);
+            if p.is_absolute() {
+                return Some(p);
+            }
+            if let Some(found) = lib_dirs.iter().map(|d| d.join(&p)).find(|c| c.is_file()) {
+                return Some(found);
+            }
+        }
+    }
+    let stem = name.strip_suffix(".so").unwrap_or(name);
+    let files = [format!("{stem}.so"), format!("lib{stem}.so")];
+    lib_dirs
+        .iter()
+        .flat_map(|d| files.iter().map(move |f| d.join(f)))
+        .find(|c| c.is_file())
+}
+
 /// `KEYFERRY_PKCS11_PIN` as [`remember_env_pin`] read it, for a process that then overwrites its
 /// environment copy (`keyferry keep-alive --every`); unset otherwise, so that no other process
 /// keeps the PIN for its whole life.
@@ -431,6 +539,59 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use secrecy::ExposeSecret;
+
+    #[test]
+    fn module_name_found_through_p11_kit_config_then_library_dirs() {
+        let t = tempfile::tempdir().unwrap();
+        let (conf, lib, other) = (
+            t.path().join("conf"),
+            t.path().join("lib"),
+            t.path().join("o"),
+        );
+        for d in [&conf, &lib, &other, &lib.join("vendor")] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(lib.join("vendor/libabs.so"), b"").unwrap();
+        std::fs::write(lib.join("librel.so"), b"").unwrap();
+        std::fs::write(lib.join("plain.so"), b"").unwrap();
+        std::fs::write(other.join("libplain.so"), b"").unwrap();
+        let abs = lib.join("vendor/libabs.so");
+        std::fs::write(
+            conf.join("abs.module"),
+            format!("# a comment\nmodule: {}\ncritical: yes\n", abs.display()),
+        )
+        .unwrap();
+        std::fs::write(conf.join("rel.module"), "module: librel.so\n").unwrap();
+        std::fs::write(conf.join("empty.module"), "critical: no\n").unwrap();
+        let dirs = [lib.clone(), other.clone()];
+        let find = |n: &str| find_module_in(n, std::slice::from_ref(&conf), &dirs);
+        assert_eq!(find("abs"), Some(abs));
+        assert_eq!(find("rel"), Some(lib.join("librel.so")));
+        // A configuration without a module line, or no configuration: the library directories.
+        assert_eq!(find("plain"), Some(lib.join("plain.so")));
+        assert_eq!(find("empty"), None);
+        assert_eq!(find("nothing"), None);
+        assert_eq!(find("../lib/plain"), None);
+        assert_eq!(find(""), None);
+        let err = Pkcs11Uri::parse("pkcs11:token=t?module-name=no-such-module-here")
+            .unwrap()
+            .module()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no module named \"no-such-module-here\""),
+            "{err}"
+        );
+        let uri = Pkcs11Uri::parse("pkcs11:token=t?module-path=/x/y.so&module-name=other").unwrap();
+        assert_eq!(uri.module().unwrap(), Some(PathBuf::from("/x/y.so")));
+        assert_eq!(
+            Pkcs11Uri::parse("pkcs11:token=t")
+                .unwrap()
+                .module()
+                .unwrap(),
+            None
+        );
+    }
 
     #[test]
     fn parses_full_uri() {

@@ -73,12 +73,15 @@ impl HsmRoot {
                 "--root-key-pkcs11 {shown}: name the root key with object=LABEL or id=%XX in the URI"
             );
         }
-        let module: PathBuf = match parsed.module_path.clone() {
+        let named = parsed
+            .module()
+            .map_err(|e| anyhow::anyhow!("--root-key-pkcs11 {shown}: {e}"))?;
+        let module: PathBuf = match named {
             Some(m) => m,
             None => match std::env::var_os(MODULE_ENV) {
                 Some(m) if !m.is_empty() => PathBuf::from(m),
                 _ => bail!(
-                    "--root-key-pkcs11 {shown}: no PKCS#11 module; add module-path=/path/to/module.so to the URI or set {MODULE_ENV}"
+                    "--root-key-pkcs11 {shown}: no PKCS#11 module; add module-path=/path/to/module.so (or module-name=NAME) to the URI or set {MODULE_ENV}"
                 ),
             },
         };

@@ -505,3 +505,38 @@ async fn offline_wrap_inside_the_hsm() {
         .unwrap();
     assert_eq!(out.mac().unwrap().as_ref(), mac.as_slice());
 }
+
+/// RFC 7512's `module-name`: `module-name=softhsm2` is the module p11-kit's configuration
+/// names (Debian's softhsm2 package installs `softhsm2.module`), found without a path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_name_instead_of_a_path() {
+    let server = Server::start();
+    let token = Token::new();
+    let env = token.env();
+    let env = env_refs(&env);
+    let config = std::fs::read_to_string("/usr/share/p11-kit/modules/softhsm2.module")
+        .expect("the softhsm2 package's p11-kit module configuration");
+    assert!(config.contains("libsofthsm2.so"), "{config}");
+    let uri = format!("pkcs11:token={TOKEN_LABEL};object=aes-256?module-name=softhsm2");
+    let v = import_json(&server, &["--pkcs11-uri", &uri], &env);
+    assert_eq!(v["KeySpec"], "SYMMETRIC_DEFAULT", "{v}");
+    assert_eq!(v["Verified"], true, "{v}");
+    // A name nothing installs: a usage error naming where it looked, and no key created.
+    let r = keyferry(
+        &server,
+        &[
+            "import",
+            "--pkcs11-uri",
+            &format!("pkcs11:token={TOKEN_LABEL};object=aes-256?module-name=no-such-hsm"),
+        ],
+        &env,
+    )
+    .failed();
+    assert!(
+        r.stderr.contains("no module named \"no-such-hsm\"")
+            && r.stderr.contains("/usr/share/p11-kit/modules"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(key_states(&server).await.len(), 1);
+}

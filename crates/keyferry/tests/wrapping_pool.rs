@@ -220,7 +220,9 @@ fn a_burst_against_a_default_server_answers_in_milliseconds_and_the_pool_grows_t
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(peak >= 8, "RSA_4096 ready peaked at {peak}");
+    // More than the default 4 (how many more depends on how fast this machine generates RSA-4096
+    // keys while the grown target decays, every 8 s without demand).
+    assert!(peak > 4, "RSA_4096 ready peaked at {peak}");
     // Idle: the target halves every 8 s back to 4, and so does what is kept ready.
     let t = Instant::now();
     loop {
