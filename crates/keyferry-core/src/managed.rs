@@ -202,6 +202,7 @@ impl Kms {
             settle_ms: None,
             settle_state: None,
             compiled: Default::default(),
+            arn_cache: Default::default(),
         };
         self.insert(rec).await?;
         let row = AliasRow {

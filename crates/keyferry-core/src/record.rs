@@ -67,6 +67,20 @@ pub struct KeyRecord {
     /// policy text it was compiled from.
     #[serde(skip)]
     pub compiled: OnceLock<Arc<CompiledKeyPolicy>>,
+    /// The key ARN, formatted on first use (every request needs it several times).
+    #[serde(skip)]
+    pub arn_cache: ArnCache,
+}
+
+/// A record's ARN once formatted. A clone starts empty: a clone is made to become another
+/// record (a replica in another Region), whose ARN differs.
+#[derive(Default)]
+pub struct ArnCache(OnceLock<String>);
+
+impl Clone for ArnCache {
+    fn clone(&self) -> Self {
+        ArnCache::default()
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -99,7 +113,15 @@ impl KeyRecord {
     }
 
     pub fn arn(&self) -> String {
-        key_arn(&self.region, &self.account, &self.key_id)
+        self.arn_str().to_owned()
+    }
+
+    /// The key ARN, borrowed (formatted once per record: records are immutable once shared, and
+    /// a write decodes a fresh one).
+    pub fn arn_str(&self) -> &str {
+        self.arn_cache
+            .0
+            .get_or_init(|| key_arn(&self.region, &self.account, &self.key_id))
     }
 
     /// The store row this record lives in (the key id, except for replicas).

@@ -135,6 +135,7 @@ impl Kms {
             settle_ms: None,
             settle_state: None,
             compiled: Default::default(),
+            arn_cache: Default::default(),
         };
         if origin == OriginType::EXTERNAL {
             rec.state = KeyState::PendingImport;
