@@ -382,23 +382,6 @@ fn token_options(args: &SourceArgs, pin: Option<secrecy::SecretString>) -> Resul
     })
 }
 
-fn module_for(uri: &Pkcs11Uri, opts: &TokenOptions) -> Result<PathBuf> {
-    if let Some(m) = opts.module.clone() {
-        return Ok(m);
-    }
-    if let Some(m) = uri.module()? {
-        return Ok(m);
-    }
-    if let Some(name) = &opts.profile
-        && let Some(p) = profiles::by_name(name)?.module_path()
-    {
-        return Ok(p.to_path_buf());
-    }
-    Err(Error::usage(
-        "no PKCS#11 module: add module-path=/path/to/module.so (or module-name=NAME) to the URI's query (after '?') or choose --hsm-profile (softhsm2, luna, cloudhsm, yubihsm2)",
-    ))
-}
-
 /// Every `--material` file (directories expanded, sorted) and `--pkcs11-uri` key (patterns
 /// expanded with `--all-matching`), as sources. The PIN is resolved once per URI.
 pub fn sources(args: &SourceArgs) -> Result<Vec<SourceSpec>> {
@@ -436,7 +419,14 @@ pub fn sources(args: &SourceArgs) -> Result<Vec<SourceSpec>> {
             out.push(SourceSpec::Token(Box::new(uri), opts));
             continue;
         }
-        let module = module_for(&uri, &opts)?;
+        let profile = match &opts.profile {
+            Some(name) => Some(profiles::by_name(name)?),
+            None => None,
+        };
+        let module = source::module_for(&uri, &opts, profile.as_ref())?;
+        // Every member opens this module: found once (`module-name` reads directories).
+        let mut opts = opts;
+        opts.module = Some(module.clone());
         let session = TokenSession::open(&module, &uri, &pin)?;
         let base = ObjectQuery::from_uri(&uri);
         let classes = match uri.object_type {

@@ -467,6 +467,28 @@ pub struct TokenOptions {
     pub pin: Option<SecretString>,
 }
 
+/// The PKCS#11 module to load: `--module`, else the URI's `module-path` or `module-name`, else
+/// the profile's (the one place this order is decided).
+pub(crate) fn module_for(
+    uri: &Pkcs11Uri,
+    opts: &TokenOptions,
+    profile: Option<&HsmProfile>,
+) -> Result<PathBuf> {
+    if let Some(m) = &opts.module {
+        return Ok(m.clone());
+    }
+    if let Some(m) = uri.module()? {
+        return Ok(m);
+    }
+    profile
+        .and_then(|p| p.module_path().map(Path::to_path_buf))
+        .ok_or_else(|| {
+            Error::usage(
+                "no PKCS#11 module: add module-path=/path/to/module.so (or module-name=NAME) to the URI's query (after '?') or choose --hsm-profile (softhsm2, luna, cloudhsm, yubihsm2)",
+            )
+        })
+}
+
 /// A key in a PKCS#11 token, with a logged-in session and the token's capabilities.
 #[derive(Debug)]
 pub struct TokenSource {
@@ -479,24 +501,13 @@ pub struct TokenSource {
 }
 
 impl TokenSource {
-    /// Resolve the module (options, URI `module-path` or `module-name`, profile), the PIN, open the token the URI
-    /// names, find the key, infer its spec and probe what the token can do.
+    /// Resolve the module ([`module_for`]), the PIN, open the token the URI names, find the key, infer its spec and probe what the token can do.
     pub fn open(uri: &Pkcs11Uri, opts: &TokenOptions) -> Result<Self> {
         let profile: Option<HsmProfile> = match &opts.profile {
             Some(name) => Some(profiles::by_name(name)?),
             None => None,
         };
-        let named = match &opts.module {
-            Some(m) => Some(m.clone()),
-            None => uri.module()?,
-        };
-        let module = named
-            .or_else(|| profile.as_ref().and_then(|p| p.module_path().map(Path::to_path_buf)))
-            .ok_or_else(|| {
-                Error::usage(
-                    "no PKCS#11 module: add module-path=/path/to/module.so (or module-name=NAME) to the URI's query (after '?') or choose --hsm-profile (softhsm2, luna, cloudhsm, yubihsm2)",
-                )
-            })?;
+        let module = module_for(uri, opts, profile.as_ref())?;
         let profile = match profile {
             Some(p) => Some(p),
             None => profiles::for_module(&module)?,

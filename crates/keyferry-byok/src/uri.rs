@@ -378,27 +378,21 @@ fn p11_kit_config_dirs() -> Vec<PathBuf> {
 /// and /usr/local, and the vendor directories of the modules this project tests.
 fn module_lib_dirs() -> Vec<PathBuf> {
     let multiarch = format!("/usr/lib/{}-linux-gnu", std::env::consts::ARCH);
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for base in [
+    let bases = [
         multiarch.as_str(),
         "/usr/lib64",
         "/usr/lib",
         "/usr/local/lib",
-    ] {
-        dirs.push(PathBuf::from(format!("{base}/pkcs11")));
-    }
-    for base in [
-        multiarch.as_str(),
-        "/usr/lib64",
-        "/usr/lib",
-        "/usr/local/lib",
-    ] {
-        dirs.push(PathBuf::from(base));
-        for vendor in ["softhsm", "opencryptoki", "nss"] {
-            dirs.push(PathBuf::from(format!("{base}/{vendor}")));
-        }
-    }
-    dirs
+    ];
+    let p11_kit = bases.iter().map(|b| PathBuf::from(format!("{b}/pkcs11")));
+    let libs = bases.iter().flat_map(|b| {
+        std::iter::once(PathBuf::from(b)).chain(
+            ["softhsm", "opencryptoki", "nss"]
+                .iter()
+                .map(move |v| PathBuf::from(format!("{b}/{v}"))),
+        )
+    });
+    p11_kit.chain(libs).collect()
 }
 
 /// RFC 7512's `module-name` (a library name without directory or suffix): the p11-kit module
