@@ -456,7 +456,11 @@ impl Event<'_> {
         o.str("eventName", &self.event_name);
         o.str("awsRegion", self.aws_region);
         match &self.source_ip_address {
-            Some(ip) => o.str("sourceIPAddress", &ip.to_string()),
+            Some(ip) => {
+                // An address's text has nothing to escape.
+                o.key("sourceIPAddress");
+                let _ = write!(o.out, "\"{ip}\"");
+            }
             None => o.raw("sourceIPAddress", b"null"),
         }
         match self.user_agent {
@@ -517,14 +521,8 @@ impl<'o> Obj<'o> {
         Obj { out, first: true }
     }
 
-    /// `name` is one of this module's member names (ASCII, nothing to escape).
     fn key(&mut self, name: &'static str) {
-        if !std::mem::take(&mut self.first) {
-            self.out.push(b',');
-        }
-        self.out.push(b'"');
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b"\":");
+        write_key(self.out, &mut self.first, name);
     }
 
     fn str(&mut self, name: &'static str, value: &str) {
@@ -550,8 +548,7 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     for &b in s.as_bytes() {
         escape |= (b < 0x20) | (b == b'"') | (b == b'\\');
     }
-    let plain = !escape;
-    if plain {
+    if !escape {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -612,15 +609,17 @@ struct Resource<'a> {
 // members left out skipped unparsed: no tree of owned keys and values per request.
 
 /// `requestParameters` of a KMS request: its members in lowerCamelCase without the secret ones;
-/// `null` if the body is not a JSON object.
-pub fn request_parameters(operation: &str, body: &[u8], touched: &[String]) -> Value {
+/// `null` if the body is not a JSON object. (The rendered text, parsed: what tests look at.)
+#[cfg(test)]
+fn request_parameters(operation: &str, body: &[u8], touched: &[String]) -> Value {
     let mut out = Vec::new();
     render_request_parameters(operation, body, touched, &mut out);
     serde_json::from_slice(&out).unwrap_or(Value::Null)
 }
 
-/// `responseElements` of a successful, not read-only KMS response.
-pub fn response_elements(body: &[u8]) -> Value {
+/// `responseElements` of a successful, not read-only KMS response, parsed (for tests).
+#[cfg(test)]
+fn response_elements(body: &[u8]) -> Value {
     let mut out = Vec::new();
     render_response_elements(body, &mut out);
     serde_json::from_slice(&out).unwrap_or(Value::Null)
@@ -687,12 +686,12 @@ fn render_top(body: &[u8], top: Top<'_>, out: &mut Vec<u8>) -> Option<usize> {
     }
 }
 
+/// A member name (after a comma unless it is the object's first).
 fn write_key(out: &mut Vec<u8>, first: &mut bool, key: &str) {
     if !std::mem::take(first) {
         out.push(b',');
     }
-    // Member names are the service's own (ASCII identifiers); anything else is escaped.
-    let _ = serde_json::to_writer(&mut *out, key);
+    json_str(out, key);
     out.push(b':');
 }
 
@@ -750,7 +749,7 @@ impl<'de> Visitor<'de> for TopVisitor<'_, '_> {
         }
         if let Some(arn) = top.key_id {
             write_key(out, &mut first, "keyId");
-            let _ = serde_json::to_writer(&mut *out, arn);
+            json_str(out, arn);
             n += 1;
         }
         if top.default_algorithm && !algorithm_seen {
@@ -866,7 +865,7 @@ impl<'de> Visitor<'de> for Emit<'_> {
         Ok(())
     }
     fn visit_str<E>(self, v: &str) -> Result<(), E> {
-        self.scalar(&v);
+        json_str(self.out, v);
         Ok(())
     }
     fn visit_unit<E>(self) -> Result<(), E> {
