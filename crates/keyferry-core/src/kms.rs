@@ -110,6 +110,9 @@ const UNSEALED_CACHE_MAX: usize = 10_000;
 /// Parsed import tokens kept per node (an RSA-4096 key is about 4 KiB in memory).
 const TOKEN_CACHE_MAX: usize = 1_024;
 const WRITE_LOCK_SHARDS: usize = 64;
+/// Compare-and-swap attempts of one write before it gives up (with the backoff, about 2 s).
+const CAS_ATTEMPTS: u64 = 64;
+const RECORD_CACHE_MAX: usize = 100_000;
 
 /// The write lock shard of a key's row (writes of one node to one row are serialised; rows that
 /// share a shard wait for each other). Public so that tests can find rows that share one.
@@ -127,9 +130,6 @@ enum After {
     /// A member of a multi-Region key (account, key id) was deleted.
     MemberDeleted(String, String),
 }
-/// Compare-and-swap attempts of one write before it gives up (with the backoff, about 2 s).
-const CAS_ATTEMPTS: u64 = 64;
-const RECORD_CACHE_MAX: usize = 100_000;
 
 impl Kms {
     pub fn new(
