@@ -229,15 +229,10 @@ async fn keep_alive_every_overwrites_the_pin_in_its_environment_and_still_logs_i
 
     // Its environment: the PIN reads as empty, the other variables are as they were.
     let entries = ops_support::environ_entries(&ops_support::environ_of(child.0.id()));
-    let value = |name: &str| {
-        entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-    };
-    assert_eq!(value("KEYFERRY_PKCS11_PIN").as_deref(), Some(""));
-    assert_eq!(value("KEYFERRY_TEST_MARKER").as_deref(), Some("visible"));
-    assert_eq!(value("SOFTHSM2_CONF").as_deref(), Some(token.conf.as_str()));
+    let value = |name: &str| entries.get(name).map(String::as_str);
+    assert_eq!(value("KEYFERRY_PKCS11_PIN"), Some(""));
+    assert_eq!(value("KEYFERRY_TEST_MARKER"), Some("visible"));
+    assert_eq!(value("SOFTHSM2_CONF"), Some(token.conf.as_str()));
     assert!(
         child.0.try_wait().unwrap().is_none(),
         "keep-alive --every exited"

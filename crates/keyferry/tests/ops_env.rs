@@ -9,8 +9,8 @@ mod ops_support;
 use std::time::{Duration, Instant};
 
 use ops_support::{
-    Ops, OwnPg, contains_bytes, environ_entries, environ_of, http_request, is_root, psql,
-    roundtrip, to_raw,
+    Ops, OwnPg, contains_bytes, environ_entries, environ_of, is_root, psql, roundtrip,
+    signed_raw_as,
 };
 
 const AKID: &str = "AKIAENVSCRUBTEST0001";
@@ -19,17 +19,14 @@ const PIN: &str = "pin-from-the-environment-7261";
 const DB_PASSWORD: &str = "pg-password-from-the-environment-5150";
 
 fn signed(addr: &str, target: &str, body: &str) -> Vec<u8> {
-    let mut req = http_request(addr, target, body);
-    let creds = keyferry_sigv4::Credentials::new(AKID, SECRET);
-    keyferry_sigv4::sign(
-        &mut req,
-        &creds,
-        "us-east-1",
-        "kms",
-        time::OffsetDateTime::now_utc(),
-    )
-    .unwrap();
-    to_raw(&req)
+    signed_raw_as(addr, target, body, AKID, SECRET)
+}
+
+/// A signed call that must answer 200: its JSON.
+fn ok(addr: &str, target: &str, body: &str) -> serde_json::Value {
+    let (st, body) = roundtrip(addr, &signed(addr, target, body));
+    assert_eq!(st, 200, "{target}: {body}");
+    serde_json::from_str(&body).unwrap()
 }
 
 #[test]
@@ -61,22 +58,13 @@ fn serve_overwrites_its_secret_environment_values_and_keeps_working() {
 
     let block = environ_of(server.pid());
     let entries = environ_entries(&block);
-    let value = |name: &str| {
-        entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-    };
+    let value = |name: &str| entries.get(name).map(String::as_str);
     // The block read is the server's own: the variables that are not secret are still there.
-    assert_eq!(value("KEYFERRY_TEST_MARKER").as_deref(), Some("visible"));
-    assert_eq!(value("KEYFERRY_ACCESS_KEY_ID").as_deref(), Some(AKID));
+    assert_eq!(value("KEYFERRY_TEST_MARKER"), Some("visible"));
+    assert_eq!(value("KEYFERRY_ACCESS_KEY_ID"), Some(AKID));
     for (name, secret) in secrets {
         // The name stays, its value reads as empty, and the value is nowhere in the block.
-        assert_eq!(
-            value(name).as_deref(),
-            Some(""),
-            "{name} was not overwritten"
-        );
+        assert_eq!(value(name), Some(""), "{name} was not overwritten");
         assert!(
             !contains_bytes(&block, secret.as_bytes()),
             "the value of {name} is still in /proc/<pid>/environ"
@@ -98,46 +86,25 @@ fn serve_overwrites_its_secret_environment_values_and_keeps_working() {
     }
 
     // The server still signs with the secret key and seals with the root key it read.
-    let (st, body) = roundtrip(&addr, &signed(&addr, "CreateKey", "{}"));
-    assert_eq!(st, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let v = ok(&addr, "CreateKey", "{}");
     let key = v["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
-    let (st, body) = roundtrip(
+    let v = ok(
         &addr,
-        &signed(
-            &addr,
-            "Encrypt",
-            &format!(r#"{{"KeyId": "{key}", "Plaintext": "aGVsbG8="}}"#),
-        ),
+        "Encrypt",
+        &format!(r#"{{"KeyId": "{key}", "Plaintext": "aGVsbG8="}}"#),
     );
-    assert_eq!(st, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let ct = v["CiphertextBlob"].as_str().unwrap().to_string();
-    let (st, body) = roundtrip(
-        &addr,
-        &signed(
-            &addr,
-            "Decrypt",
-            &format!(r#"{{"CiphertextBlob": "{ct}"}}"#),
-        ),
-    );
-    assert_eq!(st, 200, "{body}");
-    assert!(body.contains("aGVsbG8="), "{body}");
+    let decrypt = format!(r#"{{"CiphertextBlob": "{ct}"}}"#);
+    assert_eq!(ok(&addr, "Decrypt", &decrypt)["Plaintext"], "aGVsbG8=");
     drop(server);
 
     // A restart with the same environment opens what the first run sealed: the root key the
     // server used was KEYFERRY_ROOT_KEY's value, not an empty or a new one.
     let server = Ops::start(&tmp.path().join("data"), &["--listen", "127.0.0.1:0"], &env);
-    let addr = server.addr.clone();
-    let (st, body) = roundtrip(
-        &addr,
-        &signed(
-            &addr,
-            "Decrypt",
-            &format!(r#"{{"CiphertextBlob": "{ct}"}}"#),
-        ),
+    assert_eq!(
+        ok(&server.addr, "Decrypt", &decrypt)["Plaintext"],
+        "aGVsbG8="
     );
-    assert_eq!(st, 200, "{body}");
     assert!(!tmp.path().join("data/root.key").exists());
 }
 
@@ -186,19 +153,11 @@ fn serve_on_postgresql_reconnects_with_the_password_it_overwrote() {
             "{holder}: the database password is still in /proc/<pid>/environ"
         );
         let entries = environ_entries(&block);
-        let value = |name: &str| {
-            entries
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-        };
-        assert_eq!(value(holder).as_deref(), Some(""), "{holder}");
+        let value = |name: &str| entries.get(name).map(String::as_str);
+        assert_eq!(value(holder), Some(""), "{holder}");
         if holder == "PGPASSWORD" {
             // A URL without a password is not a secret: it stays readable.
-            assert_eq!(
-                value("KEYFERRY_DATABASE_URL").as_deref(),
-                Some(url.as_str())
-            );
+            assert_eq!(value("KEYFERRY_DATABASE_URL"), Some(url.as_str()));
         }
 
         // Every connection of the server ended: the next request needs a new one, which

@@ -211,10 +211,9 @@ fn root_key_sealed_in_softhsm_survives_restarts_and_wrong_keys_are_refused() {
         // The PIN it logged in with is overwritten in its environment block (root reads it).
         if ops_support::is_root() {
             let entries = ops_support::environ_entries(&ops_support::environ_of(s.pid()));
-            let pin = entries.iter().find(|(n, _)| n == "KEYFERRY_PKCS11_PIN");
-            assert_eq!(pin.map(|(_, v)| v.as_slice()), Some(&b""[..]));
-            let conf = entries.iter().find(|(n, _)| n == "SOFTHSM2_CONF");
-            assert_eq!(conf.map(|(_, v)| v.as_slice()), Some(hsm.conf.as_bytes()));
+            let value = |name: &str| entries.get(name).map(String::as_str);
+            assert_eq!(value("KEYFERRY_PKCS11_PIN"), Some(""));
+            assert_eq!(value("SOFTHSM2_CONF"), Some(hsm.conf.as_str()));
         }
     }
 

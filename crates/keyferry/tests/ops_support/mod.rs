@@ -206,19 +206,18 @@ pub fn environ_of(pid: u32) -> Vec<u8> {
     std::fs::read(format!("/proc/{pid}/environ")).unwrap()
 }
 
-/// The `NAME=value` entries of an environment block (a value overwritten with NUL bytes reads
-/// as empty, its NULs as empty entries, which are left out).
-pub fn environ_entries(block: &[u8]) -> Vec<(String, Vec<u8>)> {
-    block
-        .split(|&b| b == 0)
-        .filter_map(|e| {
-            let eq = e.iter().position(|&b| b == b'=')?;
-            Some((
-                String::from_utf8_lossy(&e[..eq]).into_owned(),
-                e[eq + 1..].to_vec(),
-            ))
-        })
-        .collect()
+/// The `NAME=value` entries of an environment block by name (the first of a repeated name, as
+/// `getenv` finds it; a value overwritten with NUL bytes reads as empty, its NULs as empty
+/// entries, which are left out).
+pub fn environ_entries(block: &[u8]) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in block.split(|&b| b == 0) {
+        if let Some(eq) = e.iter().position(|&b| b == b'=') {
+            out.entry(String::from_utf8_lossy(&e[..eq]).into_owned())
+                .or_insert_with(|| String::from_utf8_lossy(&e[eq + 1..]).into_owned());
+        }
+    }
+    out
 }
 
 /// `needle` occurs in `hay`.
