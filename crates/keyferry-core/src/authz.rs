@@ -290,7 +290,7 @@ impl Kms {
             }
         }
         if let Some(ua) = &ctx.user_agent {
-            c.set("aws:UserAgent", Value::String(ua.clone()));
+            c.set("aws:UserAgent", Value::String(ua.to_string()));
         }
         c
     }

@@ -109,7 +109,7 @@ pub struct RequestContext {
     /// The Region of the request (its SigV4 credential scope).
     pub region: String,
     pub source_ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
+    pub user_agent: Option<Arc<str>>,
     /// `aws:SecureTransport`: the request arrived over TLS.
     pub secure_transport: bool,
     pub request_id: String,

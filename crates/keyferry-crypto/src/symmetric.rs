@@ -130,28 +130,39 @@ pub fn encrypt(
                 "the key id must be 1 to 255 printable ASCII characters".into(),
             )
         })?;
-    let mut nonce = [0u8; NONCE_LEN];
-    crate::rng::fill(&mut nonce);
-    let mut out = Vec::with_capacity(
-        4 + key_id.len() + MATERIAL_ID_LEN + NONCE_LEN + plaintext.len() + TAG_LEN,
-    );
+    let nonce: [u8; NONCE_LEN] = crate::rng::nonce();
+    let header_len = 4 + key_id.len() + MATERIAL_ID_LEN + NONCE_LEN;
+    let mut out = Vec::with_capacity(header_len + plaintext.len() + TAG_LEN);
     out.extend_from_slice(&MAGIC);
     out.push(VERSION);
     out.push(id_len);
     out.extend_from_slice(key_id.as_bytes());
     out.extend_from_slice(material_id);
     out.extend_from_slice(&nonce);
-    let aad = [&out[..], context_aad].concat();
-    let mut body = plaintext.to_vec();
-    key.key
-        .seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(&aad),
-            &mut body,
-        )
-        .map_err(|_| CryptoError::Internal)?;
-    out.extend_from_slice(&body);
-    Ok(out)
+    // The plaintext is sealed where it lands in the blob (no second buffer holding a copy).
+    out.extend_from_slice(plaintext);
+    let (header, body) = out.split_at_mut(header_len);
+    let joined;
+    let aad: &[u8] = if context_aad.is_empty() {
+        header
+    } else {
+        joined = [&*header, context_aad].concat();
+        &joined
+    };
+    let sealed =
+        key.key
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), body);
+    match sealed {
+        Ok(tag) => {
+            out.extend_from_slice(tag.as_ref());
+            Ok(out)
+        }
+        Err(_) => {
+            // The plaintext may still be there (a data key, for GenerateDataKey).
+            zeroize::Zeroize::zeroize(&mut out);
+            Err(CryptoError::Internal)
+        }
+    }
 }
 
 /// Authenticates header + context; InvalidCiphertext on any mismatch.

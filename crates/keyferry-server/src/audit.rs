@@ -38,8 +38,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use axum::body::Bytes;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, header};
 use keyferry_core::{Kms, Principal, PrincipalKind};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value, json};
@@ -112,6 +112,9 @@ const READ_ONLY: &[&str] = &[
 /// Request members that are timestamps, recorded in CloudTrail's date format.
 const DATE_MEMBERS: &[&str] = &["ValidTo"];
 
+/// The header naming a KMS operation (a constant: looking a `&str` name up parses it first).
+pub(crate) const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
+
 /// The service a request was for.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -124,20 +127,24 @@ pub enum Service {
 #[derive(Default)]
 pub struct Call {
     pub service: Service,
-    /// The KMS operation (from `X-Amz-Target`); STS takes it from the form's `Action`.
-    pub operation: Option<String>,
+    /// The `X-Amz-Target` header: the KMS operation follows `TrentService.` (STS takes it
+    /// from the form's `Action`). See [`Call::operation`].
+    pub target: Option<HeaderValue>,
     /// The URI query (STS parameters may be there) and the body.
     pub query: String,
     pub body: Bytes,
     /// The authenticated caller; `None` when authentication failed or did not happen.
     pub principal: Option<Arc<Principal>>,
-    /// The access key id in the `Authorization` header, for unauthenticated events.
-    pub presented_access_key: Option<String>,
+    /// The `Authorization` header: the access key id it presents goes into unauthenticated
+    /// events ([`Call::presented_access_key`]).
+    pub authorization: Option<HeaderValue>,
     pub source_ip: Option<IpAddr>,
-    pub user_agent: Option<String>,
+    /// Shared with the request context (`aws:UserAgent`): read from the headers once.
+    pub user_agent: Option<Arc<str>>,
     /// The key ARNs the operation resolved (`RequestContext::touched_keys`).
     pub touched: Vec<String>,
-    /// The Region of the request (its credential scope, when this deployment serves it).
+    /// The Region of the request (its credential scope, when this deployment serves it);
+    /// `None`: the default Region.
     pub region: Option<String>,
 }
 
@@ -150,19 +157,29 @@ impl Call {
         self.user_agent = headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        self.operation = headers
-            .get("x-amz-target")
+            .map(Arc::from);
+        // Header values share the request's bytes: keeping them costs no allocation.
+        self.target = headers.get(X_AMZ_TARGET).cloned();
+        self.authorization = headers.get(header::AUTHORIZATION).cloned();
+    }
+
+    /// The KMS operation named by `X-Amz-Target`.
+    pub fn operation(&self) -> Option<&str> {
+        self.target
+            .as_ref()
             .and_then(|v| v.to_str().ok())
             .and_then(|t| t.strip_prefix(crate::protocol::TARGET_PREFIX))
-            .map(str::to_string);
-        self.presented_access_key = headers
-            .get(header::AUTHORIZATION)
+    }
+
+    /// The access key id the `Authorization` header presents, if it looks like one (read only
+    /// for events of requests that were not authenticated).
+    pub fn presented_access_key(&self) -> Option<&str> {
+        self.authorization
+            .as_ref()
             .and_then(|v| v.to_str().ok())
             .and_then(|a| a.split("Credential=").nth(1))
             .and_then(|c| c.split('/').next())
             .filter(|k| looks_like_access_key(k))
-            .map(str::to_string);
     }
 }
 
@@ -237,7 +254,7 @@ impl Audit {
         let event_id = event_id();
         if answer.success()
             && call.service == Service::Kms
-            && let Some(op) = &call.operation
+            && let Some(op) = call.operation()
         {
             kms.record_usage(op, &call.touched, now_ms, &event_id, request_id);
         }
@@ -285,7 +302,7 @@ impl Audit {
         let mut response = Vec::new();
         let (source, operation, read_only, error) = match call.service {
             Service::Kms => {
-                let op = call.operation.clone().unwrap_or_default();
+                let op = call.operation().unwrap_or_default().to_string();
                 let read_only = READ_ONLY.contains(&op.as_str());
                 render_request_parameters(&op, &call.body, &call.touched, &mut request);
                 let error = match answer {
@@ -359,7 +376,7 @@ impl Audit {
         let Some(p) = &call.principal else {
             return UserIdentity {
                 kind: "Unknown",
-                access_key_id: call.presented_access_key.as_deref(),
+                access_key_id: call.presented_access_key(),
                 ..UserIdentity::default()
             };
         };
@@ -1379,11 +1396,11 @@ mod tests {
         p.user_id = "AIDAEXAMPLE".into();
         let call = Call {
             service: Service::Kms,
-            operation: Some("Encrypt".into()),
+            target: Some(HeaderValue::from_static("TrentService.Encrypt")),
             query: String::new(),
             body: Bytes::from_static(br#"{"KeyId":"k","Plaintext":"aGVsbG8="}"#),
             principal: Some(Arc::new(p)),
-            presented_access_key: None,
+            authorization: None,
             source_ip: Some("192.0.2.1".parse().expect("ip")),
             user_agent: Some("aws-cli/2".into()),
             touched: vec![KEY_ARN.into()],
@@ -1433,7 +1450,7 @@ mod tests {
         p.user_id = "AROAEXAMPLE:s1".into();
         p.service = Some("ec2.amazonaws.com".into());
         let call = Call {
-            operation: Some("ScheduleKeyDeletion".into()),
+            target: Some(HeaderValue::from_static("TrentService.ScheduleKeyDeletion")),
             body: Bytes::from_static(br#"{"KeyId":"k","PendingWindowInDays":7}"#),
             principal: Some(Arc::new(p)),
             touched: vec![KEY_ARN.into()],
@@ -1500,7 +1517,7 @@ mod tests {
         );
         let mut call = Call::default();
         call.note_request(&parts(h), None);
-        assert!(call.presented_access_key.is_none());
+        assert!(call.presented_access_key().is_none());
     }
 
     #[test]

@@ -89,14 +89,29 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The router's fallback (every request that is not the console's): [`answer`] with the peer
+/// and transport the listener put in the request's extensions.
 async fn handle(
     State(st): State<Arc<AppState>>,
     ConnectInfoOpt(peer): ConnectInfoOpt,
     req: Request<Body>,
 ) -> Response {
+    let secure = req.extensions().get::<Transport>().is_some_and(|t| t.tls);
+    answer(&st, peer, secure, req).await
+}
+
+/// Answer one KMS or STS request (`POST /`): authenticate, dispatch, record the audit event.
+/// The listener calls this directly for `POST /` (no router on the hot path); everything else
+/// goes through [`app`]'s router, whose fallback is [`handle`].
+pub(crate) async fn answer(
+    st: &Arc<AppState>,
+    peer: Option<SocketAddr>,
+    secure: bool,
+    req: Request<Body>,
+) -> Response {
     let request_id = request_id();
     let mut call = audit::Call::default();
-    let result = handle_inner(&st, req, peer, &request_id, &mut call).await;
+    let result = handle_inner(st, req, peer, secure, &request_id, &mut call).await;
     let answer = match &result {
         Ok(Outcome::Json(body)) => audit::Answer::Json(body),
         Ok(Outcome::Xml(status, body)) => audit::Answer::Xml(*status, body),
@@ -166,8 +181,11 @@ fn scope_part(headers: &axum::http::HeaderMap, n: usize) -> Option<&str> {
         Some(rest) => rest,
         None => auth.split("Credential=").nth(1)?,
     };
-    let cred = &cred[..cred.find([',', ' ']).unwrap_or(cred.len())];
-    cred.split('/').nth(n)
+    let end = cred
+        .bytes()
+        .position(|b| b == b',' || b == b' ')
+        .unwrap_or(cred.len());
+    cred[..end].split('/').nth(n)
 }
 
 impl AppState {
@@ -252,6 +270,7 @@ async fn handle_inner(
     st: &Arc<AppState>,
     req: Request<Body>,
     peer: Option<SocketAddr>,
+    secure: bool,
     request_id: &str,
     call: &mut audit::Call,
 ) -> Result<Outcome, ApiError> {
@@ -273,7 +292,10 @@ async fn handle_inner(
         body: &body,
     };
     let (verifier, sts_verifier) = st.verifiers(&parts.headers);
-    call.region = Some(verifier.region().to_string());
+    // The event names the default Region unless told otherwise.
+    if !std::ptr::eq(verifier, &st.verifier) {
+        call.region = Some(verifier.region().to_string());
+    }
     if scope_service(&parts.headers) == Some("sts") {
         call.service = audit::Service::Sts;
         return Ok(handle_sts(st, sts_verifier, &signed, request_id, call));
@@ -293,12 +315,7 @@ async fn handle_inner(
     if parts.method != Method::POST || parts.uri.path() != "/" {
         return Err(ApiError::client("UnknownOperationException", ""));
     }
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let Some(op) = target.strip_prefix(protocol::TARGET_PREFIX) else {
+    let Some(op) = call.operation() else {
         return Err(ApiError::client("UnknownOperationException", ""));
     };
     let cx = RequestContext {
@@ -307,7 +324,7 @@ async fn handle_inner(
         source_ip: peer.map(|p| p.ip()),
         // Read from the headers once, by the audit record.
         user_agent: call.user_agent.clone(),
-        secure_transport: parts.extensions.get::<Transport>().is_some_and(|t| t.tls),
+        secure_transport: secure,
         request_id: request_id.to_string(),
         touched: Default::default(),
     };
@@ -464,6 +481,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         let l = listener::Listener {
             tcp: admin_tcp,
             router: admin,
+            api: None,
             tls: None,
             limits,
             metrics: Arc::new(metrics::Metrics::default()),
@@ -487,6 +505,7 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let l = listener::Listener {
         tcp,
         router: app(running.state.clone()),
+        api: Some(running.state.clone()),
         tls,
         limits,
         metrics,

@@ -32,6 +32,8 @@ static LOG_ACCEPT: RateLog = RateLog::new();
 pub(crate) struct Listener {
     pub tcp: TcpListener,
     pub router: Router,
+    /// The KMS/STS API, answered without the router for `POST /` (`None`: the admin listener).
+    pub api: Option<Arc<crate::AppState>>,
     pub tls: Option<Arc<TlsState>>,
     pub limits: Limits,
     pub metrics: Arc<Metrics>,
@@ -54,6 +56,7 @@ impl Listener {
         let Listener {
             tcp,
             router,
+            api,
             tls,
             limits,
             metrics,
@@ -100,6 +103,7 @@ impl Listener {
             let _ = stream.set_nodelay(true);
             let conn = Conn {
                 router: router.clone(),
+                api: api.clone(),
                 tls: tls.clone(),
                 limits,
                 metrics: metrics.clone(),
@@ -132,6 +136,7 @@ impl Listener {
 
 struct Conn {
     router: Router,
+    api: Option<Arc<crate::AppState>>,
     tls: Option<Arc<TlsState>>,
     limits: Limits,
     metrics: Arc<Metrics>,
@@ -183,6 +188,7 @@ impl Conn {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let router = self.router.clone();
+        let api = self.api.clone();
         let metrics = self.metrics.clone();
         let body_timeout = self.limits.body_timeout;
         let act = activity.clone();
@@ -190,11 +196,18 @@ impl Conn {
         let secure = self.tls.is_some();
         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
             let router = router.clone();
+            let api = api.clone();
             let metrics = metrics.clone();
             let act = act.clone();
             async move {
                 act.request_started();
-                let resp = handle(router, &metrics, req, body_timeout, peer, secure).await;
+                let edge = Edge {
+                    router,
+                    api,
+                    peer,
+                    secure,
+                };
+                let resp = handle(edge, &metrics, req, body_timeout).await;
                 act.request_finished();
                 Ok::<_, std::convert::Infallible>(resp)
             }
@@ -278,17 +291,29 @@ impl Conn {
     }
 }
 
-async fn handle(
+/// Where a connection's requests go, and what the connection knows about its peer.
+struct Edge {
     router: Router,
+    api: Option<Arc<crate::AppState>>,
+    peer: SocketAddr,
+    secure: bool,
+}
+
+async fn handle(
+    edge: Edge,
     metrics: &Metrics,
     req: Request<Incoming>,
     body_timeout: Duration,
-    peer: SocketAddr,
-    secure: bool,
 ) -> Response<Body> {
+    let Edge {
+        router,
+        api,
+        peer,
+        secure,
+    } = edge;
     let started = Instant::now();
     // The header value shares the request's bytes: keeping it costs no allocation.
-    let target = req.headers().get("x-amz-target").cloned();
+    let target = req.headers().get(crate::audit::X_AMZ_TARGET).cloned();
     let op = target
         .as_ref()
         .and_then(|v| v.to_str().ok())
@@ -296,14 +321,23 @@ async fn handle(
         .filter(|o| o.len() <= 64 && o.bytes().all(|b| b.is_ascii_alphanumeric()));
     let fired = Arc::new(AtomicBool::new(false));
     let mut req = req.map(|b| Body::new(TimeoutBody::new(b, body_timeout, fired.clone())));
-    // Who is at the other end, for `aws:SourceIp`, `aws:SecureTransport` and the audit trail.
-    req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(peer));
-    req.extensions_mut()
-        .insert(crate::Transport { tls: secure });
-    let resp = match router.oneshot(req).await {
-        Ok(r) => r,
-        Err(never) => match never {},
+    let resp = match api {
+        // Every KMS and STS request: straight to the API, no routing.
+        Some(st) if req.method() == axum::http::Method::POST && req.uri().path() == "/" => {
+            crate::answer(&st, Some(peer), secure, req).await
+        }
+        _ => {
+            // Who is at the other end, for `aws:SourceIp`, `aws:SecureTransport` and the
+            // audit trail.
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            req.extensions_mut()
+                .insert(crate::Transport { tls: secure });
+            match router.oneshot(req).await {
+                Ok(r) => r,
+                Err(never) => match never {},
+            }
+        }
     };
     if fired.load(Ordering::Acquire) {
         metrics.body_timeouts.fetch_add(1, Ordering::Relaxed);
