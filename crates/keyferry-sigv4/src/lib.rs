@@ -13,14 +13,17 @@ mod canonical;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::{constant_time, digest, hmac};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use time::{Duration, OffsetDateTime, PrimitiveDateTime, format_description::BorrowedFormatItem};
 use zeroize::Zeroizing;
 
-use canonical::{canonical_request_hash, hex_lower, signable_header_names};
+use canonical::{
+    canonical_request_hash, hex_decode_32, hex_lower, signable_header_names, split_ascii,
+    with_scratch, write_canonical_request,
+};
 
 /// The only algorithm supported.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -28,6 +31,9 @@ pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 pub const DEFAULT_MAX_SKEW: Duration = Duration::minutes(5);
 /// Bound on the number of cached signing keys (one per access key id).
 const CACHE_CAPACITY: usize = 1024;
+
+static X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+static X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
 
 const AMZ_DATE_FORMAT: &[BorrowedFormatItem<'static>] =
     time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
@@ -159,7 +165,8 @@ impl AuthError {
 struct CacheEntry {
     date: [u8; 8],
     secret: SecretKey,
-    key: hmac::Key,
+    /// Shared so that a hit hands out the key without copying the HMAC context.
+    key: Arc<hmac::Key>,
 }
 
 /// Server-side SigV4 verifier for one region and service.
@@ -169,7 +176,7 @@ pub struct Verifier {
     max_skew: Duration,
     /// Derived signing keys per access key id (for the entry's date, this verifier's region
     /// and service). Bounded: cleared when full.
-    cache: Mutex<HashMap<String, CacheEntry>>,
+    cache: RwLock<HashMap<String, CacheEntry>>,
 }
 
 impl fmt::Debug for Verifier {
@@ -200,7 +207,7 @@ impl Verifier {
             region: region.to_owned(),
             service: service.to_owned(),
             max_skew: DEFAULT_MAX_SKEW,
-            cache: Mutex::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
         }
     }
 
@@ -239,7 +246,7 @@ impl Verifier {
                 "Authorization header contains invalid characters.".to_owned(),
             )
         })?;
-        let amz_date = req.headers.get("x-amz-date");
+        let amz_date = req.headers.get(&X_AMZ_DATE);
         let date_header = amz_date.or_else(|| req.headers.get(http::header::DATE));
         let auth = parse_authorization(auth_str, date_header.is_some())?;
 
@@ -267,7 +274,7 @@ impl Verifier {
         let mut host_signed = false;
         let mut date_signed = false;
         let mut content_sha_signed = false;
-        for name in auth.signed_headers.split(';') {
+        for name in split_ascii(auth.signed_headers, b';') {
             match name {
                 "host" | ":authority" => host_signed = true,
                 "x-amz-date" => date_signed = true,
@@ -338,12 +345,9 @@ impl Verifier {
         }
 
         // The provided signature must be 64 lowercase-or-uppercase hex digits.
-        let mut provided = [0u8; 32];
-        if auth.signature.len() != 64
-            || hex::decode_to_slice(auth.signature, &mut provided).is_err()
-        {
+        let Some(provided) = hex_decode_32(auth.signature) else {
             return Err(AuthError::mismatch());
-        }
+        };
 
         let secret = lookup(auth.access_key_id).ok_or(AuthError::UnrecognizedClient)?;
 
@@ -354,7 +358,7 @@ impl Verifier {
         if content_sha_signed {
             let claimed = req
                 .headers
-                .get("x-amz-content-sha256")
+                .get(&X_AMZ_CONTENT_SHA256)
                 .map(|v| v.as_bytes())
                 .unwrap_or_default();
             if !claimed.eq_ignore_ascii_case(body_hex.as_bytes()) {
@@ -362,48 +366,63 @@ impl Verifier {
             }
         }
 
-        let creq_hash = canonical_request_hash(
-            req.method,
-            req.path,
-            req.query,
-            auth.signed_headers.split(';'),
-            auth.signed_headers,
-            req.headers,
-            body_hex,
-        );
-        let mut creq_hex_buf = [0u8; 64];
-        let creq_hex = hex_lower(&creq_hash, &mut creq_hex_buf);
+        // The canonical request and then the string to sign are built in one buffer each
+        // and hashed with one call: many small updates through the aws-lc FFI cost more.
+        let expected = with_scratch(|buf| {
+            write_canonical_request(
+                buf,
+                req.method,
+                req.path,
+                req.query,
+                split_ascii(auth.signed_headers, b';'),
+                auth.signed_headers,
+                req.headers,
+                body_hex,
+            );
+            let creq_hash = digest::digest(&digest::SHA256, buf);
+            let mut creq_hex_buf = [0u8; 64];
+            let creq_hex = hex_lower(creq_hash.as_ref(), &mut creq_hex_buf);
 
-        let key = self.signing_key(auth.access_key_id, auth.date, &secret);
-        let mut ctx = hmac::Context::with_key(&key);
-        string_to_sign(
-            &mut |b| ctx.update(b),
-            request_amz,
-            auth.date,
-            auth.region,
-            auth.service,
-            creq_hex,
-        );
-        let expected = ctx.sign();
+            let key = self.signing_key(auth.access_key_id, auth.date, &secret);
+            buf.clear();
+            string_to_sign(
+                &mut |b| buf.extend_from_slice(b),
+                request_amz,
+                auth.date,
+                auth.region,
+                auth.service,
+                creq_hex,
+            );
+            hmac::sign(&key, buf)
+        });
         constant_time::verify_slices_are_equal(expected.as_ref(), &provided)
             .map_err(|_| AuthError::mismatch())?;
         Ok(auth.access_key_id.to_owned())
     }
 
     /// The cached (or freshly derived) signing key for this access key and date.
-    fn signing_key(&self, access_key_id: &str, date: &str, secret: &SecretKey) -> hmac::Key {
+    fn signing_key(&self, access_key_id: &str, date: &str, secret: &SecretKey) -> Arc<hmac::Key> {
         let mut date_arr = [0u8; 8];
         date_arr.copy_from_slice(&date.as_bytes()[..8]);
         // A poisoned lock only means another thread panicked mid-update of a cache; the map is
         // still a valid map, so keep using it.
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(entry) = cache.get(access_key_id)
-            && entry.date == date_arr
-            && entry.secret.same_as(secret)
         {
-            return entry.key.clone();
+            let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(entry) = cache.get(access_key_id)
+                && entry.date == date_arr
+                && entry.secret.same_as(secret)
+            {
+                return Arc::clone(&entry.key);
+            }
         }
-        let key = derive_signing_key(secret.expose(), date, &self.region, &self.service);
+        // Derived outside the lock; two threads missing at once both derive the same key.
+        let key = Arc::new(derive_signing_key(
+            secret.expose(),
+            date,
+            &self.region,
+            &self.service,
+        ));
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_CAPACITY && !cache.contains_key(access_key_id) {
             cache.clear();
         }
@@ -412,14 +431,24 @@ impl Verifier {
             CacheEntry {
                 date: date_arr,
                 secret: secret.clone(),
-                key: key.clone(),
+                key: Arc::clone(&key),
             },
         );
         key
     }
 }
 
+/// `s` split at its last `sep` byte (ASCII), like `str::rsplit_once(char)`.
+fn rsplit_once_ascii(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().rposition(|b| b == sep)?;
+    let (head, tail) = s.split_at(i);
+    Some((head, tail.get(1..)?))
+}
+
 /// Parse `AWS4-HMAC-SHA256 Credential=.., SignedHeaders=.., Signature=..`.
+///
+/// `auth` comes from `HeaderValue::to_str`, so it is visible ASCII and tabs only: on such text
+/// the byte-level splitting and `trim_ascii` below agree with `split(char)` and `trim`.
 fn parse_authorization(auth: &str, has_date: bool) -> Result<AuthHeader<'_>, AuthError> {
     let mut credential = None;
     let mut signed_headers = None;
@@ -427,20 +456,25 @@ fn parse_authorization(auth: &str, has_date: bool) -> Result<AuthHeader<'_>, Aut
     if let Some(rest) = auth.strip_prefix(ALGORITHM)
         && rest.starts_with(' ')
     {
-        for part in rest.split(',') {
-            let part = part.trim();
+        for part in split_ascii(rest, b',') {
+            let part = part.trim_ascii();
             if part.is_empty() {
                 continue;
             }
-            let Some((k, v)) = part.split_once('=') else {
+            let Some((k, v)) = part
+                .bytes()
+                .position(|b| b == b'=')
+                .map(|i| part.split_at(i))
+                .and_then(|(k, v)| Some((k, v.get(1..)?)))
+            else {
                 return Err(AuthError::IncompleteSignature(format!(
                     "'{part}' not a valid key=value pair (missing equal-sign) in Authorization header: '{auth}'."
                 )));
             };
-            match k.trim() {
-                "Credential" => credential = Some(v.trim()),
-                "SignedHeaders" => signed_headers = Some(v.trim()),
-                "Signature" => signature = Some(v.trim()),
+            match k.trim_ascii() {
+                "Credential" => credential = Some(v.trim_ascii()),
+                "SignedHeaders" => signed_headers = Some(v.trim_ascii()),
+                "Signature" => signature = Some(v.trim_ascii()),
                 _ => {}
             }
         }
@@ -467,24 +501,25 @@ fn parse_authorization(auth: &str, has_date: bool) -> Result<AuthHeader<'_>, Aut
         msg.push_str(auth);
         return Err(AuthError::IncompleteSignature(msg));
     };
-    // Credential = AKID/yyyymmdd/region/service/aws4_request
-    let mut it = credential.rsplitn(5, '/');
-    let (Some(terminator), Some(service), Some(region), Some(date), Some(akid)) =
-        (it.next(), it.next(), it.next(), it.next(), it.next())
+    // Credential = AKID/yyyymmdd/region/service/aws4_request (the key id may hold slashes).
+    let scope = rsplit_once_ascii(credential, b'/').and_then(|(rest, terminator)| {
+        let (rest, service) = rsplit_once_ascii(rest, b'/')?;
+        let (rest, region) = rsplit_once_ascii(rest, b'/')?;
+        let (akid, date) = rsplit_once_ascii(rest, b'/')?;
+        Some((akid, date, region, service, terminator))
+    });
+    let Some((akid, date, region, service, terminator)) =
+        scope.filter(|(akid, date, region, ..)| {
+            !akid.is_empty()
+                && date.len() == 8
+                && date.bytes().all(|b| b.is_ascii_digit())
+                && !region.is_empty()
+        })
     else {
         return Err(AuthError::IncompleteSignature(format!(
             "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{credential}'"
         )));
     };
-    if akid.is_empty()
-        || date.len() != 8
-        || !date.bytes().all(|b| b.is_ascii_digit())
-        || region.is_empty()
-    {
-        return Err(AuthError::IncompleteSignature(format!(
-            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{credential}'"
-        )));
-    }
     Ok(AuthHeader {
         access_key_id: akid,
         date,
@@ -746,6 +781,219 @@ pub fn sign_parts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `parse_authorization` as it was with `char` searchers (the reference).
+    fn reference_parse(auth: &str, has_date: bool) -> Result<AuthHeader<'_>, AuthError> {
+        let mut credential = None;
+        let mut signed_headers = None;
+        let mut signature = None;
+        if let Some(rest) = auth.strip_prefix(ALGORITHM)
+            && rest.starts_with(' ')
+        {
+            for part in rest.split(',') {
+                let part = part.trim();
+                if part.is_empty() {
+                    continue;
+                }
+                let Some((k, v)) = part.split_once('=') else {
+                    return Err(AuthError::IncompleteSignature(format!(
+                        "'{part}' not a valid key=value pair (missing equal-sign) in Authorization header: '{auth}'."
+                    )));
+                };
+                match k.trim() {
+                    "Credential" => credential = Some(v.trim()),
+                    "SignedHeaders" => signed_headers = Some(v.trim()),
+                    "Signature" => signature = Some(v.trim()),
+                    _ => {}
+                }
+            }
+        }
+        let (Some(credential), Some(signed_headers), Some(signature), true) =
+            (credential, signed_headers, signature, has_date)
+        else {
+            // The missing-parameter message is built by shared code; compare by a marker.
+            return Err(AuthError::IncompleteSignature(format!(
+                "missing {} {} {} {has_date}",
+                credential.is_some(),
+                signature.is_some(),
+                signed_headers.is_some()
+            )));
+        };
+        let mut it = credential.rsplitn(5, '/');
+        let (Some(terminator), Some(service), Some(region), Some(date), Some(akid)) =
+            (it.next(), it.next(), it.next(), it.next(), it.next())
+        else {
+            return Err(AuthError::IncompleteSignature(format!(
+                "scope {credential}"
+            )));
+        };
+        if akid.is_empty()
+            || date.len() != 8
+            || !date.bytes().all(|b| b.is_ascii_digit())
+            || region.is_empty()
+        {
+            return Err(AuthError::IncompleteSignature(format!(
+                "scope {credential}"
+            )));
+        }
+        Ok(AuthHeader {
+            access_key_id: akid,
+            date,
+            region,
+            service,
+            terminator,
+            signed_headers,
+            signature,
+        })
+    }
+
+    type Parsed<'a> = Result<[&'a str; 7], AuthError>;
+
+    fn fields(r: Result<AuthHeader<'_>, AuthError>) -> Parsed<'_> {
+        r.map(|a| {
+            [
+                a.access_key_id,
+                a.date,
+                a.region,
+                a.service,
+                a.terminator,
+                a.signed_headers,
+                a.signature,
+            ]
+        })
+    }
+
+    /// The new parser's errors mapped onto the reference's markers (the shared texts are
+    /// compared exactly in tests/verify.rs).
+    fn normalised(auth: &str, has_date: bool) -> Parsed<'_> {
+        match fields(parse_authorization(auth, has_date)) {
+            Err(AuthError::IncompleteSignature(m))
+                if m.starts_with("Authorization header requires") =>
+            {
+                let r = fields(reference_parse(auth, has_date));
+                assert!(
+                    matches!(r, Err(AuthError::IncompleteSignature(ref x)) if x.starts_with("missing ")),
+                    "{auth:?}: {m}"
+                );
+                r
+            }
+            Err(AuthError::IncompleteSignature(m)) if m.starts_with("Credential must have") => {
+                let credential = m
+                    .strip_prefix("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '")
+                    .and_then(|m| m.strip_suffix('\''))
+                    .unwrap_or_default();
+                Err(AuthError::IncompleteSignature(format!(
+                    "scope {credential}"
+                )))
+            }
+            other => other,
+        }
+    }
+
+    #[test]
+    fn byte_level_authorization_parser_agrees_with_the_reference() {
+        let good = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/kms/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
+        let mut cases: Vec<String> = vec![
+            good.into(),
+            good.replace(", ", ","),
+            good.replace(", ", " ,\t "),
+            good.replace("Credential=", "Credential = "),
+            good.replace("AKIDEXAMPLE", "A/K/ID"),
+            good.replace("AKIDEXAMPLE/", ""),
+            good.replace("AKIDEXAMPLE", ""),
+            good.replace("20150830", "2015083"),
+            good.replace("20150830", "2015083x"),
+            good.replace("us-east-1", ""),
+            good.replace("/kms/", "//"),
+            good.replace(", Signature=", ", Signature=, Signature="),
+            good.replace("SignedHeaders=", "SignedHeaders"),
+            good.replace("AWS4-HMAC-SHA256 ", "AWS4-HMAC-SHA256"),
+            good.replace("AWS4-HMAC-SHA256 ", "AWS4-HMAC-SHA256\t"),
+            format!("{good},,, ,"),
+            format!("{good}, Extra=a=b"),
+            "AWS4-HMAC-SHA256 ".into(),
+            "AWS4-HMAC-SHA256".into(),
+            "Bearer x".into(),
+            String::new(),
+        ];
+        // Deterministic pseudo-random variants from a small alphabet of the parser's bytes.
+        let alphabet: &[&str] = &[
+            "Credential",
+            "SignedHeaders",
+            "Signature",
+            "=",
+            ",",
+            " ",
+            "\t",
+            "/",
+            "a",
+            "12345678",
+            "aws4_request",
+            "kms",
+            ";",
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..3000 {
+            let mut s = String::from("AWS4-HMAC-SHA256 ");
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = (x % 24) as usize;
+            for _ in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                s.push_str(alphabet[(x % alphabet.len() as u64) as usize]);
+            }
+            cases.push(s);
+        }
+        for auth in &cases {
+            for has_date in [true, false] {
+                assert_eq!(
+                    normalised(auth, has_date),
+                    fields(reference_parse(auth, has_date)),
+                    "{auth:?} {has_date}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_changed_secret_is_never_served_a_cached_key() {
+        let v = Verifier::new("us-east-1", "kms");
+        let date = "20261123";
+        let tag = |k: &hmac::Key| hmac::sign(k, b"probe").as_ref().to_vec();
+        let expect = |secret: &str| tag(&derive_signing_key(secret, date, "us-east-1", "kms"));
+        let old = SecretKey::new("old-secret");
+        let first = v.signing_key("AKID", date, &old);
+        assert_eq!(tag(&first), expect("old-secret"));
+        // A hit shares the cached key.
+        assert!(Arc::ptr_eq(&first, &v.signing_key("AKID", date, &old)));
+        // Same bytes in another allocation: still a hit.
+        let copy = SecretKey::new("old-secret");
+        assert!(Arc::ptr_eq(&first, &v.signing_key("AKID", date, &copy)));
+        // Rotated secret, same access key id: derived afresh, and then cached.
+        let new = SecretKey::new("new-secret");
+        let rotated = v.signing_key("AKID", date, &new);
+        assert!(!Arc::ptr_eq(&first, &rotated));
+        assert_eq!(tag(&rotated), expect("new-secret"));
+        assert!(Arc::ptr_eq(&rotated, &v.signing_key("AKID", date, &new)));
+        // And back: the old secret is not served the new key either.
+        assert_eq!(
+            tag(&v.signing_key("AKID", date, &old)),
+            expect("old-secret")
+        );
+        // Another date is another key.
+        assert_eq!(
+            tag(&v.signing_key("AKID", "20261124", &old)),
+            tag(&derive_signing_key(
+                "old-secret",
+                "20261124",
+                "us-east-1",
+                "kms"
+            ))
+        );
+    }
 
     #[test]
     fn fast_amz_date_agrees_with_the_format_parser() {
