@@ -9,14 +9,23 @@ use http::{HeaderMap, HeaderValue};
 const HEX: &[u8; 16] = b"0123456789abcdef";
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
-/// Lowercase hex of a 32-byte value into `buf`.
-pub(crate) fn hex_lower<'b>(bytes: &[u8], buf: &'b mut [u8; 64]) -> &'b str {
-    for (i, b) in bytes.iter().take(32).enumerate() {
-        buf[2 * i] = HEX[usize::from(b >> 4)];
-        buf[2 * i + 1] = HEX[usize::from(b & 0x0f)];
+/// Two lowercase hex digits per byte value.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0x0f]];
+        i += 1;
     }
-    // Only ASCII hex digits were written.
-    std::str::from_utf8(&buf[..]).unwrap_or("")
+    t
+};
+
+/// Lowercase hex (ASCII) of (the first 32 bytes of) a 32-byte value into `buf`.
+pub(crate) fn hex_lower<'b>(bytes: &[u8], buf: &'b mut [u8; 64]) -> &'b [u8] {
+    for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
+    }
+    &buf[..]
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -87,12 +96,30 @@ pub(crate) fn hex_decode_32(s: &str) -> Option<[u8; 32]> {
         return None;
     }
     let mut out = [0u8; 32];
+    let mut invalid = 0u8;
     for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
         let [h, l] = pair else { return None };
-        *o = hex_val(*h)? << 4 | hex_val(*l)?;
+        let (h, l) = (HEX_DECODE[usize::from(*h)], HEX_DECODE[usize::from(*l)]);
+        invalid |= h | l;
+        *o = h << 4 | (l & 0x0f);
     }
-    Some(out)
+    (invalid & HEX_INVALID == 0).then_some(out)
 }
+
+/// Marks a byte that is not a hex digit in [`HEX_DECODE`].
+const HEX_INVALID: u8 = 0x10;
+
+/// Hex digit values (either case); [`HEX_INVALID`] for any other byte.
+const HEX_DECODE: [u8; 256] = {
+    let mut t = [HEX_INVALID; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[HEX[i] as usize] = i as u8;
+        t[HEX_UPPER[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// The canonical URI as botocore computes it for non-S3 services: remove dot segments and
 /// empty segments, keep a trailing slash, then URI-encode the (already encoded) path again.
@@ -170,13 +197,37 @@ fn header_value(value: &[u8], out: &mut impl FnMut(&[u8])) {
     }
 }
 
+/// The index of the first `needle` in `hay`, eight bytes at a time.
+pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(needle);
+    let mut chunks = hay.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let Ok(word) = <[u8; 8]>::try_from(chunk) else {
+            break;
+        };
+        let x = u64::from_le_bytes(word) ^ pattern;
+        // The lowest set high bit marks the first zero byte of `x` (borrows only make
+        // false positives above a true zero byte).
+        let zero = x.wrapping_sub(LO) & !x & HI;
+        if zero != 0 {
+            return Some(base + (zero.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter().position(|&b| b == needle).map(|i| base + i)
+}
+
 /// `s` split at every `sep` byte (an ASCII separator), like `str::split(char)` but without
 /// the char searcher.
 pub(crate) fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
     let mut rest = Some(s);
     std::iter::from_fn(move || {
         let r = rest?;
-        match r.bytes().position(|b| b == sep) {
+        match find_byte(r.as_bytes(), sep) {
             Some(i) => {
                 // `i` is the index of an ASCII byte, so both sides are on char boundaries.
                 let (head, tail) = r.split_at(i);
@@ -196,31 +247,56 @@ pub(crate) fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
 const SCAN_MAX_VALUES: usize = 16;
 
 /// `name:value[,value...]\n` for one signed header, values in `get_all` order.
-fn canonical_header(name: &str, headers: &HeaderMap, out: &mut Vec<u8>) {
+fn canonical_header<'v>(
+    name: &str,
+    values: impl Iterator<Item = &'v HeaderValue>,
+    out: &mut Vec<u8>,
+) {
     out.extend_from_slice(name.as_bytes());
     out.push(b':');
-    let mut first = true;
-    let mut value = |v: &HeaderValue| {
-        if !first {
+    for (i, v) in values.enumerate() {
+        if i > 0 {
             out.push(b',');
         }
-        first = false;
         header_value(v.as_bytes(), &mut |b| out.extend_from_slice(b));
-    };
-    if headers.len() <= SCAN_MAX_VALUES && !name.bytes().any(|b| b.is_ascii_uppercase()) {
-        // `iter` yields each name's values together and in insertion order, as `get_all`
-        // does; header names are stored lowercase (`get_all` lowercases the name it is given,
-        // hence the uppercase check), and a name that is not a valid header name
-        // (`:authority`) matches none, as `get_all` finds none.
-        for (k, v) in headers {
-            if k.as_str() == name {
-                value(v);
-            }
-        }
-    } else {
-        headers.get_all(name).iter().for_each(value);
     }
     out.push(b'\n');
+}
+
+/// The canonical headers for `names`, in that order.
+fn canonical_headers<'n>(
+    names: impl Iterator<Item = &'n str>,
+    headers: &HeaderMap,
+    out: &mut Vec<u8>,
+) {
+    if headers.len() > SCAN_MAX_VALUES {
+        for name in names {
+            canonical_header(name, headers.get_all(name).iter(), out);
+        }
+        return;
+    }
+    // One pass over the map; `iter` yields each name's values together and in insertion
+    // order, as `get_all` does.
+    let mut entries: [(&str, Option<&HeaderValue>); SCAN_MAX_VALUES] =
+        [("", None); SCAN_MAX_VALUES];
+    for (slot, (k, v)) in entries.iter_mut().zip(headers) {
+        *slot = (k.as_str(), Some(v));
+    }
+    let entries = &entries[..headers.len().min(SCAN_MAX_VALUES)];
+    for name in names {
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            // `get_all` lowercases the name it is given; the stored names are lowercase.
+            canonical_header(name, headers.get_all(name).iter(), out);
+        } else {
+            // A name that is not a valid header name (`:authority`) matches none, as
+            // `get_all` finds none.
+            let values = entries
+                .iter()
+                .filter(|(k, _)| *k == name)
+                .filter_map(|(_, v)| *v);
+            canonical_header(name, values, out);
+        }
+    }
 }
 
 /// The canonical request, written into `out` (appended).
@@ -233,7 +309,7 @@ pub(crate) fn write_canonical_request<'n>(
     names: impl Iterator<Item = &'n str>,
     signed_headers: &str,
     headers: &HeaderMap,
-    payload_hash_hex: &str,
+    payload_hash_hex: &[u8],
 ) {
     out.extend_from_slice(method.as_bytes());
     out.push(b'\n');
@@ -241,13 +317,11 @@ pub(crate) fn write_canonical_request<'n>(
     out.push(b'\n');
     canonical_query(query, &mut |b| out.extend_from_slice(b));
     out.push(b'\n');
-    for name in names {
-        canonical_header(name, headers, out);
-    }
+    canonical_headers(names, headers, out);
     out.push(b'\n');
     out.extend_from_slice(signed_headers.as_bytes());
     out.push(b'\n');
-    out.extend_from_slice(payload_hash_hex.as_bytes());
+    out.extend_from_slice(payload_hash_hex);
 }
 
 /// Scratch buffers above this size are not kept for the next request on the thread.
@@ -284,7 +358,7 @@ pub(crate) fn canonical_request_hash<'n>(
     names: impl Iterator<Item = &'n str>,
     signed_headers: &str,
     headers: &HeaderMap,
-    payload_hash_hex: &str,
+    payload_hash_hex: &[u8],
 ) -> [u8; 32] {
     with_scratch(|buf| {
         write_canonical_request(
@@ -374,7 +448,7 @@ mod tests {
         query: &str,
         signed_headers: &str,
         headers: &HeaderMap,
-        payload_hash_hex: &str,
+        payload_hash_hex: &[u8],
     ) -> Vec<u8> {
         let mut v = Vec::new();
         let mut feed = |b: &[u8]| v.extend_from_slice(b);
@@ -408,7 +482,7 @@ mod tests {
         feed(b"\n");
         feed(signed_headers.as_bytes());
         feed(b"\n");
-        feed(payload_hash_hex.as_bytes());
+        feed(payload_hash_hex);
         v
     }
 
@@ -418,7 +492,7 @@ mod tests {
         query: &str,
         signed_headers: &str,
         headers: &HeaderMap,
-        payload_hash_hex: &str,
+        payload_hash_hex: &[u8],
     ) -> Vec<u8> {
         let mut v = Vec::new();
         write_canonical_request(
@@ -445,7 +519,7 @@ mod tests {
         h
     }
 
-    const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const EMPTY_SHA256: &[u8] = b"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     #[test]
     fn aws_get_vanilla_canonical_request_known_answer() {
@@ -472,8 +546,10 @@ mod tests {
         let mut hex = [0u8; 64];
         assert_eq!(
             hex_lower(&hash, &mut hex),
-            "bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63"
+            b"bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63"
         );
+        let bytes: Vec<u8> = (0..32).map(|i| i * 8 + 7).collect();
+        assert_eq!(hex_lower(&bytes, &mut hex), hex::encode(&bytes).as_bytes());
     }
 
     #[test]
@@ -565,6 +641,28 @@ mod tests {
             });
             assert_eq!(outer.as_slice(), b"outer");
         });
+    }
+
+    #[test]
+    fn find_byte_agrees_with_position() {
+        let hay: Vec<u8> = (0..40u8).map(|i| b'a' + i % 7).collect();
+        for len in 0..hay.len() {
+            for needle in [b'a', b'b', b'g', b'z', 0, 0x80, 0xff] {
+                let h = &hay[..len];
+                assert_eq!(
+                    find_byte(h, needle),
+                    h.iter().position(|&b| b == needle),
+                    "{len} {needle}"
+                );
+            }
+        }
+        let mut h = vec![0x81u8; 30];
+        h[17] = 0x80;
+        assert_eq!(find_byte(&h, 0x80), Some(17));
+        h[9] = 0x01;
+        h[10] = 0x00;
+        assert_eq!(find_byte(&h, 0x00), Some(10));
+        assert_eq!(find_byte(&h, 0x01), Some(9));
     }
 
     #[test]

@@ -21,8 +21,8 @@ use time::{Duration, OffsetDateTime, PrimitiveDateTime, format_description::Borr
 use zeroize::Zeroizing;
 
 use canonical::{
-    canonical_request_hash, hex_decode_32, hex_lower, signable_header_names, split_ascii,
-    with_scratch, write_canonical_request,
+    canonical_request_hash, find_byte, hex_decode_32, hex_lower, signable_header_names,
+    split_ascii, with_scratch, write_canonical_request,
 };
 
 /// The only algorithm supported.
@@ -361,7 +361,7 @@ impl Verifier {
                 .get(&X_AMZ_CONTENT_SHA256)
                 .map(|v| v.as_bytes())
                 .unwrap_or_default();
-            if !claimed.eq_ignore_ascii_case(body_hex.as_bytes()) {
+            if !claimed.eq_ignore_ascii_case(body_hex) {
                 return Err(AuthError::mismatch());
             }
         }
@@ -461,9 +461,7 @@ fn parse_authorization(auth: &str, has_date: bool) -> Result<AuthHeader<'_>, Aut
             if part.is_empty() {
                 continue;
             }
-            let Some((k, v)) = part
-                .bytes()
-                .position(|b| b == b'=')
+            let Some((k, v)) = find_byte(part.as_bytes(), b'=')
                 .map(|i| part.split_at(i))
                 .and_then(|(k, v)| Some((k, v.get(1..)?)))
             else {
@@ -612,27 +610,27 @@ fn amz(t: OffsetDateTime) -> String {
 
 /// Feed the SigV4 string-to-sign to `out`.
 fn string_to_sign(
-    out: &mut dyn FnMut(&[u8]),
+    out: &mut impl FnMut(&[u8]),
     amz_date: &str,
     date: &str,
     region: &str,
     service: &str,
-    creq_hex: &str,
+    creq_hex: &[u8],
 ) {
     for piece in [
-        ALGORITHM,
-        "\n",
-        amz_date,
-        "\n",
-        date,
-        "/",
-        region,
-        "/",
-        service,
-        "/aws4_request\n",
+        ALGORITHM.as_bytes(),
+        b"\n",
+        amz_date.as_bytes(),
+        b"\n",
+        date.as_bytes(),
+        b"/",
+        region.as_bytes(),
+        b"/",
+        service.as_bytes(),
+        b"/aws4_request\n",
         creq_hex,
     ] {
-        out(piece.as_bytes());
+        out(piece);
     }
 }
 
