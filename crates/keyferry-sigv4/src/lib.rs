@@ -165,8 +165,7 @@ impl AuthError {
 struct CacheEntry {
     date: [u8; 8],
     secret: SecretKey,
-    /// Shared so that a hit hands out the key without copying the HMAC context.
-    key: Arc<hmac::Key>,
+    key: hmac::Key,
 }
 
 /// Server-side SigV4 verifier for one region and service.
@@ -383,7 +382,6 @@ impl Verifier {
             let mut creq_hex_buf = [0u8; 64];
             let creq_hex = hex_lower(creq_hash.as_ref(), &mut creq_hex_buf);
 
-            let key = self.signing_key(auth.access_key_id, auth.date, &secret);
             buf.clear();
             string_to_sign(
                 &mut |b| buf.extend_from_slice(b),
@@ -393,15 +391,23 @@ impl Verifier {
                 auth.service,
                 creq_hex,
             );
-            hmac::sign(&key, buf)
+            self.sign_with_signing_key(auth.access_key_id, auth.date, &secret, buf)
         });
         constant_time::verify_slices_are_equal(expected.as_ref(), &provided)
             .map_err(|_| AuthError::mismatch())?;
         Ok(auth.access_key_id.to_owned())
     }
 
-    /// The cached (or freshly derived) signing key for this access key and date.
-    fn signing_key(&self, access_key_id: &str, date: &str, secret: &SecretKey) -> Arc<hmac::Key> {
+    /// HMAC of `msg` under the cached (or freshly derived) signing key for this access key
+    /// and date. A hit signs under the read lock: no copy of the key's HMAC context besides
+    /// the one `hmac::sign` makes, no reference count to touch.
+    fn sign_with_signing_key(
+        &self,
+        access_key_id: &str,
+        date: &str,
+        secret: &SecretKey,
+        msg: &[u8],
+    ) -> hmac::Tag {
         let mut date_arr = [0u8; 8];
         date_arr.copy_from_slice(&date.as_bytes()[..8]);
         // A poisoned lock only means another thread panicked mid-update of a cache; the map is
@@ -412,16 +418,12 @@ impl Verifier {
                 && entry.date == date_arr
                 && entry.secret.same_as(secret)
             {
-                return Arc::clone(&entry.key);
+                return hmac::sign(&entry.key, msg);
             }
         }
         // Derived outside the lock; two threads missing at once both derive the same key.
-        let key = Arc::new(derive_signing_key(
-            secret.expose(),
-            date,
-            &self.region,
-            &self.service,
-        ));
+        let key = derive_signing_key(secret.expose(), date, &self.region, &self.service);
+        let tag = hmac::sign(&key, msg);
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_CAPACITY && !cache.contains_key(access_key_id) {
             cache.clear();
@@ -431,10 +433,10 @@ impl Verifier {
             CacheEntry {
                 date: date_arr,
                 secret: secret.clone(),
-                key: Arc::clone(&key),
+                key,
             },
         );
-        key
+        tag
     }
 }
 
@@ -960,37 +962,37 @@ mod tests {
     fn a_changed_secret_is_never_served_a_cached_key() {
         let v = Verifier::new("us-east-1", "kms");
         let date = "20261123";
-        let tag = |k: &hmac::Key| hmac::sign(k, b"probe").as_ref().to_vec();
-        let expect = |secret: &str| tag(&derive_signing_key(secret, date, "us-east-1", "kms"));
+        let sign = |secret: &SecretKey, date: &str| {
+            v.sign_with_signing_key("AKID", date, secret, b"probe")
+                .as_ref()
+                .to_vec()
+        };
+        let expect = |secret: &str, date: &str| {
+            let key = derive_signing_key(secret, date, "us-east-1", "kms");
+            hmac::sign(&key, b"probe").as_ref().to_vec()
+        };
+        // A miss stores a share of the secret in the cache; a hit does not.
+        let shares = |s: &SecretKey| Arc::strong_count(&s.0);
         let old = SecretKey::new("old-secret");
-        let first = v.signing_key("AKID", date, &old);
-        assert_eq!(tag(&first), expect("old-secret"));
-        // A hit shares the cached key.
-        assert!(Arc::ptr_eq(&first, &v.signing_key("AKID", date, &old)));
-        // Same bytes in another allocation: still a hit.
+        assert_eq!(sign(&old, date), expect("old-secret", date));
+        assert_eq!(shares(&old), 2);
+        assert_eq!(sign(&old, date), expect("old-secret", date));
+        // Same bytes in another allocation: a hit.
         let copy = SecretKey::new("old-secret");
-        assert!(Arc::ptr_eq(&first, &v.signing_key("AKID", date, &copy)));
-        // Rotated secret, same access key id: derived afresh, and then cached.
+        assert_eq!(sign(&copy, date), expect("old-secret", date));
+        assert_eq!(shares(&copy), 1);
+        // Rotated secret, same access key id: derived afresh (and then cached).
         let new = SecretKey::new("new-secret");
-        let rotated = v.signing_key("AKID", date, &new);
-        assert!(!Arc::ptr_eq(&first, &rotated));
-        assert_eq!(tag(&rotated), expect("new-secret"));
-        assert!(Arc::ptr_eq(&rotated, &v.signing_key("AKID", date, &new)));
+        assert_eq!(sign(&new, date), expect("new-secret", date));
+        assert_eq!(shares(&new), 2);
+        assert_eq!(shares(&old), 1);
+        assert_eq!(sign(&new, date), expect("new-secret", date));
         // And back: the old secret is not served the new key either.
-        assert_eq!(
-            tag(&v.signing_key("AKID", date, &old)),
-            expect("old-secret")
-        );
+        assert_eq!(sign(&old, date), expect("old-secret", date));
+        assert_eq!(shares(&new), 1);
         // Another date is another key.
-        assert_eq!(
-            tag(&v.signing_key("AKID", "20261124", &old)),
-            tag(&derive_signing_key(
-                "old-secret",
-                "20261124",
-                "us-east-1",
-                "kms"
-            ))
-        );
+        assert_eq!(sign(&old, "20261124"), expect("old-secret", "20261124"));
+        assert_eq!(v.cache.read().map(|c| c.len()).unwrap_or_default(), 1);
     }
 
     #[test]
