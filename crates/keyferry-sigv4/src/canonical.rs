@@ -182,8 +182,9 @@ fn canonical_query(query: &str, out: &mut impl FnMut(&[u8])) {
 /// Header value trimmed, inner whitespace runs collapsed to one space (`' '.join(v.split())`).
 fn header_value(value: &[u8], out: &mut impl FnMut(&[u8])) {
     let is_space = |b: &u8| b.is_ascii_whitespace() || *b == 0x0b;
-    // The common case: a value without any whitespace is its own canonical form.
-    if !value.iter().any(is_space) {
+    // The common case: a value without any whitespace (all of which is at most b' ') is its
+    // own canonical form. A fold without early exit, so that it vectorises.
+    if !value.iter().fold(false, |any, &b| any | (b <= b' ')) {
         out(value);
         return;
     }
@@ -195,6 +196,11 @@ fn header_value(value: &[u8], out: &mut impl FnMut(&[u8])) {
         out(word);
         first = false;
     }
+}
+
+/// Any `A`..=`Z` in `s` (a fold without early exit, so that it vectorises).
+pub(crate) fn has_ascii_uppercase(s: &str) -> bool {
+    s.bytes().fold(false, |any, b| any | b.is_ascii_uppercase())
 }
 
 /// The index of the first `needle` in `hay`, eight bytes at a time.
@@ -284,7 +290,7 @@ fn canonical_headers<'n>(
     }
     let entries = &entries[..headers.len().min(SCAN_MAX_VALUES)];
     for name in names {
-        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        if has_ascii_uppercase(name) {
             // `get_all` lowercases the name it is given; the stored names are lowercase.
             canonical_header(name, headers.get_all(name).iter(), out);
         } else {

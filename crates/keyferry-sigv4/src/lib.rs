@@ -21,8 +21,8 @@ use time::{Duration, OffsetDateTime, PrimitiveDateTime, format_description::Borr
 use zeroize::Zeroizing;
 
 use canonical::{
-    canonical_request_hash, find_byte, hex_decode_32, hex_lower, signable_header_names,
-    split_ascii, with_scratch, write_canonical_request,
+    canonical_request_hash, find_byte, has_ascii_uppercase, hex_decode_32, hex_lower,
+    signable_header_names, split_ascii, with_scratch, write_canonical_request,
 };
 
 /// The only algorithm supported.
@@ -281,7 +281,7 @@ impl Verifier {
                 "x-amz-content-sha256" => content_sha_signed = true,
                 _ => {}
             }
-            if name.is_empty() || name.bytes().any(|b| b.is_ascii_uppercase()) {
+            if name.is_empty() || has_ascii_uppercase(name) {
                 return Err(AuthError::IncompleteSignature(format!(
                     "Invalid SignedHeaders in Authorization header: '{}'",
                     auth.signed_headers
