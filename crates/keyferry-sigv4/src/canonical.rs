@@ -269,12 +269,9 @@ fn canonical_header<'v>(
     out.push(b'\n');
 }
 
-/// The canonical headers for `names`, in that order.
-fn canonical_headers<'n>(
-    names: impl Iterator<Item = &'n str>,
-    headers: &HeaderMap,
-    out: &mut Vec<u8>,
-) {
+/// The canonical headers for the `;`-separated `signed_headers`, in that order.
+fn canonical_headers(signed_headers: &str, headers: &HeaderMap, out: &mut Vec<u8>) {
+    let names = split_ascii(signed_headers, b';');
     if headers.len() > SCAN_MAX_VALUES {
         for name in names {
             canonical_header(name, headers.get_all(name).iter(), out);
@@ -289,8 +286,9 @@ fn canonical_headers<'n>(
         *slot = (k.as_str(), Some(v));
     }
     let entries = &entries[..headers.len().min(SCAN_MAX_VALUES)];
+    let any_uppercase = has_ascii_uppercase(signed_headers);
     for name in names {
-        if has_ascii_uppercase(name) {
+        if any_uppercase && has_ascii_uppercase(name) {
             // `get_all` lowercases the name it is given; the stored names are lowercase.
             canonical_header(name, headers.get_all(name).iter(), out);
         } else {
@@ -306,13 +304,11 @@ fn canonical_headers<'n>(
 }
 
 /// The canonical request, written into `out` (appended).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn write_canonical_request<'n>(
+pub(crate) fn write_canonical_request(
     out: &mut Vec<u8>,
     method: &str,
     path: &str,
     query: &str,
-    names: impl Iterator<Item = &'n str>,
     signed_headers: &str,
     headers: &HeaderMap,
     payload_hash_hex: &[u8],
@@ -323,7 +319,7 @@ pub(crate) fn write_canonical_request<'n>(
     out.push(b'\n');
     canonical_query(query, &mut |b| out.extend_from_slice(b));
     out.push(b'\n');
-    canonical_headers(names, headers, out);
+    canonical_headers(signed_headers, headers, out);
     out.push(b'\n');
     out.extend_from_slice(signed_headers.as_bytes());
     out.push(b'\n');
@@ -357,11 +353,10 @@ pub(crate) fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
 }
 
 /// SHA-256 of the canonical request.
-pub(crate) fn canonical_request_hash<'n>(
+pub(crate) fn canonical_request_hash(
     method: &str,
     path: &str,
     query: &str,
-    names: impl Iterator<Item = &'n str>,
     signed_headers: &str,
     headers: &HeaderMap,
     payload_hash_hex: &[u8],
@@ -372,7 +367,6 @@ pub(crate) fn canonical_request_hash<'n>(
             method,
             path,
             query,
-            names,
             signed_headers,
             headers,
             payload_hash_hex,
@@ -398,6 +392,7 @@ pub(crate) fn signable_header_names(headers: &HeaderMap, exclude: &[&str]) -> Ve
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -506,7 +501,6 @@ mod tests {
             method,
             path,
             query,
-            split_ascii(signed_headers, b';'),
             signed_headers,
             headers,
             payload_hash_hex,
@@ -540,15 +534,7 @@ mod tests {
             "GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\n\
              e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        let hash = canonical_request_hash(
-            "GET",
-            "/",
-            "",
-            split_ascii("host;x-amz-date", b';'),
-            "host;x-amz-date",
-            &h,
-            EMPTY_SHA256,
-        );
+        let hash = canonical_request_hash("GET", "/", "", "host;x-amz-date", &h, EMPTY_SHA256);
         let mut hex = [0u8; 64];
         assert_eq!(
             hex_lower(&hash, &mut hex),
@@ -619,15 +605,7 @@ mod tests {
             reference
         );
         for _ in 0..2 {
-            let hash = canonical_request_hash(
-                "POST",
-                "/",
-                "",
-                split_ascii(&signed, b';'),
-                &signed,
-                &h,
-                EMPTY_SHA256,
-            );
+            let hash = canonical_request_hash("POST", "/", "", &signed, &h, EMPTY_SHA256);
             assert_eq!(
                 hash.as_slice(),
                 digest::digest(&digest::SHA256, &reference).as_ref()
