@@ -13,14 +13,17 @@ mod canonical;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::{constant_time, digest, hmac};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use time::{Duration, OffsetDateTime, PrimitiveDateTime, format_description::BorrowedFormatItem};
 use zeroize::Zeroizing;
 
-use canonical::{canonical_request_hash, hex_lower, signable_header_names};
+use canonical::{
+    canonical_request_hash, find_byte, has_ascii_uppercase, hex_decode_32, hex_lower,
+    signable_header_names, split_ascii, with_scratch, write_canonical_request,
+};
 
 /// The only algorithm supported.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -28,6 +31,9 @@ pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 pub const DEFAULT_MAX_SKEW: Duration = Duration::minutes(5);
 /// Bound on the number of cached signing keys (one per access key id).
 const CACHE_CAPACITY: usize = 1024;
+
+static X_AMZ_DATE: HeaderName = HeaderName::from_static("x-amz-date");
+static X_AMZ_CONTENT_SHA256: HeaderName = HeaderName::from_static("x-amz-content-sha256");
 
 const AMZ_DATE_FORMAT: &[BorrowedFormatItem<'static>] =
     time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
@@ -169,7 +175,7 @@ pub struct Verifier {
     max_skew: Duration,
     /// Derived signing keys per access key id (for the entry's date, this verifier's region
     /// and service). Bounded: cleared when full.
-    cache: Mutex<HashMap<String, CacheEntry>>,
+    cache: RwLock<HashMap<String, CacheEntry>>,
 }
 
 impl fmt::Debug for Verifier {
@@ -200,7 +206,7 @@ impl Verifier {
             region: region.to_owned(),
             service: service.to_owned(),
             max_skew: DEFAULT_MAX_SKEW,
-            cache: Mutex::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
         }
     }
 
@@ -239,7 +245,7 @@ impl Verifier {
                 "Authorization header contains invalid characters.".to_owned(),
             )
         })?;
-        let amz_date = req.headers.get("x-amz-date");
+        let amz_date = req.headers.get(&X_AMZ_DATE);
         let date_header = amz_date.or_else(|| req.headers.get(http::header::DATE));
         let auth = parse_authorization(auth_str, date_header.is_some())?;
 
@@ -267,7 +273,8 @@ impl Verifier {
         let mut host_signed = false;
         let mut date_signed = false;
         let mut content_sha_signed = false;
-        for name in auth.signed_headers.split(';') {
+        let mut empty_name = false;
+        for name in split_ascii(auth.signed_headers, b';') {
             match name {
                 "host" | ":authority" => host_signed = true,
                 "x-amz-date" => date_signed = true,
@@ -275,12 +282,15 @@ impl Verifier {
                 "x-amz-content-sha256" => content_sha_signed = true,
                 _ => {}
             }
-            if name.is_empty() || name.bytes().any(|b| b.is_ascii_uppercase()) {
-                return Err(AuthError::IncompleteSignature(format!(
-                    "Invalid SignedHeaders in Authorization header: '{}'",
-                    auth.signed_headers
-                )));
-            }
+            empty_name |= name.is_empty();
+        }
+        // An empty name or an uppercase letter in any name (checked once over the whole list:
+        // the separators are not letters).
+        if empty_name || has_ascii_uppercase(auth.signed_headers) {
+            return Err(AuthError::IncompleteSignature(format!(
+                "Invalid SignedHeaders in Authorization header: '{}'",
+                auth.signed_headers
+            )));
         }
         if !host_signed {
             return Err(AuthError::IncompleteSignature(
@@ -304,13 +314,19 @@ impl Verifier {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .trim();
-        let request_time = parse_request_time(raw_date).ok_or_else(|| {
+        let fast_time = parse_amz_date_fast(raw_date);
+        let request_time = fast_time.or_else(|| parse_request_time(raw_date)).ok_or_else(|| {
             AuthError::IncompleteSignature(format!(
                 "Date must be in ISO-8601 'basic format'. Got '{raw_date}'. See http://en.wikipedia.org/wiki/ISO_8601"
             ))
         })?;
         let mut amz_buf = [0u8; 16];
-        let request_amz = format_amz_date(request_time, &mut amz_buf);
+        // `YYYYMMDDTHHMMSSZ` (what the fast parser accepts) formats back to itself.
+        let request_amz = if fast_time.is_some() {
+            raw_date
+        } else {
+            format_amz_date(request_time, &mut amz_buf)
+        };
         if auth.date != &request_amz[..8] {
             return Err(AuthError::InvalidSignature(format!(
                 "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}', from '{}'.",
@@ -338,12 +354,9 @@ impl Verifier {
         }
 
         // The provided signature must be 64 lowercase-or-uppercase hex digits.
-        let mut provided = [0u8; 32];
-        if auth.signature.len() != 64
-            || hex::decode_to_slice(auth.signature, &mut provided).is_err()
-        {
+        let Some(provided) = hex_decode_32(auth.signature) else {
             return Err(AuthError::mismatch());
-        }
+        };
 
         let secret = lookup(auth.access_key_id).ok_or(AuthError::UnrecognizedClient)?;
 
@@ -354,56 +367,73 @@ impl Verifier {
         if content_sha_signed {
             let claimed = req
                 .headers
-                .get("x-amz-content-sha256")
+                .get(&X_AMZ_CONTENT_SHA256)
                 .map(|v| v.as_bytes())
                 .unwrap_or_default();
-            if !claimed.eq_ignore_ascii_case(body_hex.as_bytes()) {
+            if !claimed.eq_ignore_ascii_case(body_hex) {
                 return Err(AuthError::mismatch());
             }
         }
 
-        let creq_hash = canonical_request_hash(
-            req.method,
-            req.path,
-            req.query,
-            auth.signed_headers.split(';'),
-            auth.signed_headers,
-            req.headers,
-            body_hex,
-        );
-        let mut creq_hex_buf = [0u8; 64];
-        let creq_hex = hex_lower(&creq_hash, &mut creq_hex_buf);
+        // The canonical request and then the string to sign are built in one buffer each
+        // and hashed with one call: many small updates through the aws-lc FFI cost more.
+        let expected = with_scratch(|buf| {
+            write_canonical_request(
+                buf,
+                req.method,
+                req.path,
+                req.query,
+                auth.signed_headers,
+                req.headers,
+                body_hex,
+            );
+            let creq_hash = digest::digest(&digest::SHA256, buf);
+            let mut creq_hex_buf = [0u8; 64];
+            let creq_hex = hex_lower(creq_hash.as_ref(), &mut creq_hex_buf);
 
-        let key = self.signing_key(auth.access_key_id, auth.date, &secret);
-        let mut ctx = hmac::Context::with_key(&key);
-        string_to_sign(
-            &mut |b| ctx.update(b),
-            request_amz,
-            auth.date,
-            auth.region,
-            auth.service,
-            creq_hex,
-        );
-        let expected = ctx.sign();
+            buf.clear();
+            string_to_sign(
+                &mut |b| buf.extend_from_slice(b),
+                request_amz,
+                auth.date,
+                auth.region,
+                auth.service,
+                creq_hex,
+            );
+            self.sign_with_signing_key(auth.access_key_id, auth.date, &secret, buf)
+        });
         constant_time::verify_slices_are_equal(expected.as_ref(), &provided)
             .map_err(|_| AuthError::mismatch())?;
         Ok(auth.access_key_id.to_owned())
     }
 
-    /// The cached (or freshly derived) signing key for this access key and date.
-    fn signing_key(&self, access_key_id: &str, date: &str, secret: &SecretKey) -> hmac::Key {
+    /// HMAC of `msg` under the cached (or freshly derived) signing key for this access key
+    /// and date. A hit signs under the read lock: no copy of the key's HMAC context besides
+    /// the one `hmac::sign` makes, no reference count to touch.
+    fn sign_with_signing_key(
+        &self,
+        access_key_id: &str,
+        date: &str,
+        secret: &SecretKey,
+        msg: &[u8],
+    ) -> hmac::Tag {
         let mut date_arr = [0u8; 8];
         date_arr.copy_from_slice(&date.as_bytes()[..8]);
         // A poisoned lock only means another thread panicked mid-update of a cache; the map is
         // still a valid map, so keep using it.
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(entry) = cache.get(access_key_id)
-            && entry.date == date_arr
-            && entry.secret.same_as(secret)
         {
-            return entry.key.clone();
+            let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(entry) = cache.get(access_key_id)
+                && entry.date == date_arr
+                && entry.secret.same_as(secret)
+            {
+                return hmac::sign(&entry.key, msg);
+            }
         }
+        // Derived outside the lock; two threads missing at once both derive the same key.
         let key = derive_signing_key(secret.expose(), date, &self.region, &self.service);
+        let tag = hmac::sign(&key, msg);
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_CAPACITY && !cache.contains_key(access_key_id) {
             cache.clear();
         }
@@ -412,14 +442,24 @@ impl Verifier {
             CacheEntry {
                 date: date_arr,
                 secret: secret.clone(),
-                key: key.clone(),
+                key,
             },
         );
-        key
+        tag
     }
 }
 
+/// `s` split at its last `sep` byte (ASCII), like `str::rsplit_once(char)`.
+fn rsplit_once_ascii(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().rposition(|b| b == sep)?;
+    let (head, tail) = s.split_at(i);
+    Some((head, tail.get(1..)?))
+}
+
 /// Parse `AWS4-HMAC-SHA256 Credential=.., SignedHeaders=.., Signature=..`.
+///
+/// `auth` comes from `HeaderValue::to_str`, so it is visible ASCII and tabs only: on such text
+/// the byte-level splitting and `trim_ascii` below agree with `split(char)` and `trim`.
 fn parse_authorization(auth: &str, has_date: bool) -> Result<AuthHeader<'_>, AuthError> {
     let mut credential = None;
     let mut signed_headers = None;
@@ -427,20 +467,23 @@ fn parse_authorization(auth: &str, has_date: bool) -> Result<AuthHeader<'_>, Aut
     if let Some(rest) = auth.strip_prefix(ALGORITHM)
         && rest.starts_with(' ')
     {
-        for part in rest.split(',') {
-            let part = part.trim();
+        for part in split_ascii(rest, b',') {
+            let part = part.trim_ascii();
             if part.is_empty() {
                 continue;
             }
-            let Some((k, v)) = part.split_once('=') else {
+            let Some((k, v)) = find_byte(part.as_bytes(), b'=')
+                .map(|i| part.split_at(i))
+                .and_then(|(k, v)| Some((k, v.get(1..)?)))
+            else {
                 return Err(AuthError::IncompleteSignature(format!(
                     "'{part}' not a valid key=value pair (missing equal-sign) in Authorization header: '{auth}'."
                 )));
             };
-            match k.trim() {
-                "Credential" => credential = Some(v.trim()),
-                "SignedHeaders" => signed_headers = Some(v.trim()),
-                "Signature" => signature = Some(v.trim()),
+            match k.trim_ascii() {
+                "Credential" => credential = Some(v.trim_ascii()),
+                "SignedHeaders" => signed_headers = Some(v.trim_ascii()),
+                "Signature" => signature = Some(v.trim_ascii()),
                 _ => {}
             }
         }
@@ -467,24 +510,25 @@ fn parse_authorization(auth: &str, has_date: bool) -> Result<AuthHeader<'_>, Aut
         msg.push_str(auth);
         return Err(AuthError::IncompleteSignature(msg));
     };
-    // Credential = AKID/yyyymmdd/region/service/aws4_request
-    let mut it = credential.rsplitn(5, '/');
-    let (Some(terminator), Some(service), Some(region), Some(date), Some(akid)) =
-        (it.next(), it.next(), it.next(), it.next(), it.next())
+    // Credential = AKID/yyyymmdd/region/service/aws4_request (the key id may hold slashes).
+    let scope = rsplit_once_ascii(credential, b'/').and_then(|(rest, terminator)| {
+        let (rest, service) = rsplit_once_ascii(rest, b'/')?;
+        let (rest, region) = rsplit_once_ascii(rest, b'/')?;
+        let (akid, date) = rsplit_once_ascii(rest, b'/')?;
+        Some((akid, date, region, service, terminator))
+    });
+    let Some((akid, date, region, service, terminator)) =
+        scope.filter(|(akid, date, region, ..)| {
+            !akid.is_empty()
+                && date.len() == 8
+                && date.bytes().all(|b| b.is_ascii_digit())
+                && !region.is_empty()
+        })
     else {
         return Err(AuthError::IncompleteSignature(format!(
             "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{credential}'"
         )));
     };
-    if akid.is_empty()
-        || date.len() != 8
-        || !date.bytes().all(|b| b.is_ascii_digit())
-        || region.is_empty()
-    {
-        return Err(AuthError::IncompleteSignature(format!(
-            "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{credential}'"
-        )));
-    }
     Ok(AuthHeader {
         access_key_id: akid,
         date,
@@ -577,27 +621,27 @@ fn amz(t: OffsetDateTime) -> String {
 
 /// Feed the SigV4 string-to-sign to `out`.
 fn string_to_sign(
-    out: &mut dyn FnMut(&[u8]),
+    out: &mut impl FnMut(&[u8]),
     amz_date: &str,
     date: &str,
     region: &str,
     service: &str,
-    creq_hex: &str,
+    creq_hex: &[u8],
 ) {
     for piece in [
-        ALGORITHM,
-        "\n",
-        amz_date,
-        "\n",
-        date,
-        "/",
-        region,
-        "/",
-        service,
-        "/aws4_request\n",
+        ALGORITHM.as_bytes(),
+        b"\n",
+        amz_date.as_bytes(),
+        b"\n",
+        date.as_bytes(),
+        b"/",
+        region.as_bytes(),
+        b"/",
+        service.as_bytes(),
+        b"/aws4_request\n",
         creq_hex,
     ] {
-        out(piece.as_bytes());
+        out(piece);
     }
 }
 
@@ -710,15 +754,7 @@ pub fn sign_parts(
     let body_hash = digest::digest(&digest::SHA256, body);
     let mut body_hex_buf = [0u8; 64];
     let body_hex = hex_lower(body_hash.as_ref(), &mut body_hex_buf);
-    let creq_hash = canonical_request_hash(
-        method,
-        path,
-        query,
-        names.iter().map(String::as_str),
-        &signed_headers,
-        headers,
-        body_hex,
-    );
+    let creq_hash = canonical_request_hash(method, path, query, &signed_headers, headers, body_hex);
     let mut creq_hex_buf = [0u8; 64];
     let creq_hex = hex_lower(&creq_hash, &mut creq_hex_buf);
 
@@ -744,8 +780,222 @@ pub fn sign_parts(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// `parse_authorization` as it was with `char` searchers (the reference).
+    fn reference_parse(auth: &str, has_date: bool) -> Result<AuthHeader<'_>, AuthError> {
+        let mut credential = None;
+        let mut signed_headers = None;
+        let mut signature = None;
+        if let Some(rest) = auth.strip_prefix(ALGORITHM)
+            && rest.starts_with(' ')
+        {
+            for part in rest.split(',') {
+                let part = part.trim();
+                if part.is_empty() {
+                    continue;
+                }
+                let Some((k, v)) = part.split_once('=') else {
+                    return Err(AuthError::IncompleteSignature(format!(
+                        "'{part}' not a valid key=value pair (missing equal-sign) in Authorization header: '{auth}'."
+                    )));
+                };
+                match k.trim() {
+                    "Credential" => credential = Some(v.trim()),
+                    "SignedHeaders" => signed_headers = Some(v.trim()),
+                    "Signature" => signature = Some(v.trim()),
+                    _ => {}
+                }
+            }
+        }
+        let (Some(credential), Some(signed_headers), Some(signature), true) =
+            (credential, signed_headers, signature, has_date)
+        else {
+            // The missing-parameter message is built by shared code; compare by a marker.
+            return Err(AuthError::IncompleteSignature(format!(
+                "missing {} {} {} {has_date}",
+                credential.is_some(),
+                signature.is_some(),
+                signed_headers.is_some()
+            )));
+        };
+        let mut it = credential.rsplitn(5, '/');
+        let (Some(terminator), Some(service), Some(region), Some(date), Some(akid)) =
+            (it.next(), it.next(), it.next(), it.next(), it.next())
+        else {
+            return Err(AuthError::IncompleteSignature(format!(
+                "scope {credential}"
+            )));
+        };
+        if akid.is_empty()
+            || date.len() != 8
+            || !date.bytes().all(|b| b.is_ascii_digit())
+            || region.is_empty()
+        {
+            return Err(AuthError::IncompleteSignature(format!(
+                "scope {credential}"
+            )));
+        }
+        Ok(AuthHeader {
+            access_key_id: akid,
+            date,
+            region,
+            service,
+            terminator,
+            signed_headers,
+            signature,
+        })
+    }
+
+    type Parsed<'a> = Result<[&'a str; 7], AuthError>;
+
+    fn fields(r: Result<AuthHeader<'_>, AuthError>) -> Parsed<'_> {
+        r.map(|a| {
+            [
+                a.access_key_id,
+                a.date,
+                a.region,
+                a.service,
+                a.terminator,
+                a.signed_headers,
+                a.signature,
+            ]
+        })
+    }
+
+    /// The new parser's errors mapped onto the reference's markers (the shared texts are
+    /// compared exactly in tests/verify.rs).
+    fn normalised(auth: &str, has_date: bool) -> Parsed<'_> {
+        match fields(parse_authorization(auth, has_date)) {
+            Err(AuthError::IncompleteSignature(m))
+                if m.starts_with("Authorization header requires") =>
+            {
+                let r = fields(reference_parse(auth, has_date));
+                assert!(
+                    matches!(r, Err(AuthError::IncompleteSignature(ref x)) if x.starts_with("missing ")),
+                    "{auth:?}: {m}"
+                );
+                r
+            }
+            Err(AuthError::IncompleteSignature(m)) if m.starts_with("Credential must have") => {
+                let credential = m
+                    .strip_prefix("Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '")
+                    .and_then(|m| m.strip_suffix('\''))
+                    .unwrap_or_default();
+                Err(AuthError::IncompleteSignature(format!(
+                    "scope {credential}"
+                )))
+            }
+            other => other,
+        }
+    }
+
+    #[test]
+    fn byte_level_authorization_parser_agrees_with_the_reference() {
+        let good = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/kms/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
+        let mut cases: Vec<String> = vec![
+            good.into(),
+            good.replace(", ", ","),
+            good.replace(", ", " ,\t "),
+            good.replace("Credential=", "Credential = "),
+            good.replace("AKIDEXAMPLE", "A/K/ID"),
+            good.replace("AKIDEXAMPLE/", ""),
+            good.replace("AKIDEXAMPLE", ""),
+            good.replace("20150830", "2015083"),
+            good.replace("20150830", "2015083x"),
+            good.replace("us-east-1", ""),
+            good.replace("/kms/", "//"),
+            good.replace(", Signature=", ", Signature=, Signature="),
+            good.replace("SignedHeaders=", "SignedHeaders"),
+            good.replace("AWS4-HMAC-SHA256 ", "AWS4-HMAC-SHA256"),
+            good.replace("AWS4-HMAC-SHA256 ", "AWS4-HMAC-SHA256\t"),
+            format!("{good},,, ,"),
+            format!("{good}, Extra=a=b"),
+            "AWS4-HMAC-SHA256 ".into(),
+            "AWS4-HMAC-SHA256".into(),
+            "Bearer x".into(),
+            String::new(),
+        ];
+        // Deterministic pseudo-random variants from a small alphabet of the parser's bytes.
+        let alphabet: &[&str] = &[
+            "Credential",
+            "SignedHeaders",
+            "Signature",
+            "=",
+            ",",
+            " ",
+            "\t",
+            "/",
+            "a",
+            "12345678",
+            "aws4_request",
+            "kms",
+            ";",
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..3000 {
+            let mut s = String::from("AWS4-HMAC-SHA256 ");
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = (x % 24) as usize;
+            for _ in 0..n {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                s.push_str(alphabet[(x % alphabet.len() as u64) as usize]);
+            }
+            cases.push(s);
+        }
+        for auth in &cases {
+            for has_date in [true, false] {
+                assert_eq!(
+                    normalised(auth, has_date),
+                    fields(reference_parse(auth, has_date)),
+                    "{auth:?} {has_date}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_changed_secret_is_never_served_a_cached_key() {
+        let v = Verifier::new("us-east-1", "kms");
+        let date = "20261123";
+        let sign = |secret: &SecretKey, date: &str| {
+            v.sign_with_signing_key("AKID", date, secret, b"probe")
+                .as_ref()
+                .to_vec()
+        };
+        let expect = |secret: &str, date: &str| {
+            let key = derive_signing_key(secret, date, "us-east-1", "kms");
+            hmac::sign(&key, b"probe").as_ref().to_vec()
+        };
+        // A miss stores a share of the secret in the cache; a hit does not.
+        let shares = |s: &SecretKey| Arc::strong_count(&s.0);
+        let old = SecretKey::new("old-secret");
+        assert_eq!(sign(&old, date), expect("old-secret", date));
+        assert_eq!(shares(&old), 2);
+        assert_eq!(sign(&old, date), expect("old-secret", date));
+        // Same bytes in another allocation: a hit.
+        let copy = SecretKey::new("old-secret");
+        assert_eq!(sign(&copy, date), expect("old-secret", date));
+        assert_eq!(shares(&copy), 1);
+        // Rotated secret, same access key id: derived afresh (and then cached).
+        let new = SecretKey::new("new-secret");
+        assert_eq!(sign(&new, date), expect("new-secret", date));
+        assert_eq!(shares(&new), 2);
+        assert_eq!(shares(&old), 1);
+        assert_eq!(sign(&new, date), expect("new-secret", date));
+        // And back: the old secret is not served the new key either.
+        assert_eq!(sign(&old, date), expect("old-secret", date));
+        assert_eq!(shares(&new), 1);
+        // Another date is another key.
+        assert_eq!(sign(&old, "20261124"), expect("old-secret", "20261124"));
+        assert_eq!(v.cache.read().map(|c| c.len()).unwrap_or_default(), 1);
+    }
 
     #[test]
     fn fast_amz_date_agrees_with_the_format_parser() {
@@ -770,5 +1020,17 @@ mod tests {
         }
         // Other forms still parse through the general path.
         assert!(parse_request_time("Mon, 23 Nov 2026 18:22:33 GMT").is_some());
+        // What the fast parser accepts formats back to itself (verify reuses the header text).
+        for s in [
+            "20261123T182233Z",
+            "20240229T000000Z",
+            "19991231T235959Z",
+            "00010101T000000Z",
+            "99991231T235959Z",
+        ] {
+            let t = parse_amz_date_fast(s).unwrap();
+            let mut buf = [0u8; 16];
+            assert_eq!(format_amz_date(t, &mut buf), s);
+        }
     }
 }

@@ -851,3 +851,32 @@ fn duplicate_authorization_headers_are_refused() {
     assert_eq!(err.code(), "IncompleteSignatureException");
     assert_eq!(err.http_status(), 400);
 }
+
+#[test]
+fn many_large_and_repeated_headers_round_trip() {
+    // More header values than the verifier scans directly (it then looks names up), and a
+    // canonical request larger than the buffer it keeps between requests.
+    let v = Verifier::new("us-east-1", "kms");
+    let big = "v".repeat(2048);
+    for count in [3usize, 14, 40] {
+        let mut r = kms_request(KMS_BODY);
+        for i in 0..count {
+            r.headers.append(
+                HeaderName::from_bytes(format!("x-extra-{i:02}").as_bytes()).unwrap(),
+                HeaderValue::from_str(if i % 2 == 0 { &big } else { "  a   b  " }).unwrap(),
+            );
+        }
+        r.headers
+            .append("x-extra-01", HeaderValue::from_static("second\tvalue"));
+        sign_req(&mut r, BOTO_NOW);
+        assert_eq!(r.verify_with(&v, BOTO_NOW).unwrap(), AKID, "{count}");
+        // Every signed value counts, the repeated one included.
+        let mut t = r.clone();
+        t.headers
+            .append("x-extra-01", HeaderValue::from_static("third"));
+        assert_eq!(t.verify_with(&v, BOTO_NOW), mismatch(), "{count}");
+        // A plain request still verifies afterwards on the same thread.
+        let plain = signed_kms_request(KMS_BODY, BOTO_NOW);
+        assert_eq!(plain.verify_with(&v, BOTO_NOW).unwrap(), AKID);
+    }
+}
