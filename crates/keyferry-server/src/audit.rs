@@ -260,13 +260,30 @@ impl Audit {
         }
         let Some(sink) = &self.sink else { return };
         let event = self.build(&call, &answer, request_id, &event_id, now);
-        let mut line = Vec::with_capacity(1024);
-        if let Err(e) = event.write(&mut line) {
-            tracing::error!(error = %e, "cannot encode an audit event");
-            return;
+        // The line is built in a buffer kept per thread (no await while it is taken).
+        thread_local! {
+            static LINE: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
         }
-        line.push(b'\n');
-        sink.write(&line);
+        let mut line = LINE.take();
+        line.clear();
+        let encoded = event.write(&mut line);
+        drop(event);
+        let seq = match encoded {
+            Ok(()) => {
+                line.push(b'\n');
+                Some(sink.append(&line))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot encode an audit event");
+                None
+            }
+        };
+        if line.capacity() <= 64 * 1024 {
+            LINE.set(line);
+        }
+        if let Some(seq) = seq {
+            sink.written(seq).await;
+        }
     }
 
     /// The CloudTrail event for a request, as a JSON value (tests, tools).
@@ -1051,13 +1068,24 @@ fn event_id() -> String {
 
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Events are written by the requests themselves, one `write(2)` each, with no lock of ours:
-/// the file is opened `O_APPEND`, so the kernel appends each write whole and in one piece
-/// (concurrent appends never interleave). stdout goes through std's own lock.
+/// Events are written by the requests themselves, with group commit: a request appends its
+/// line to the pending lines and yields once (the other requests its worker thread has ready
+/// run and append theirs); then the first of them to run again writes all pending lines with
+/// one `write(2)`, under the lock, and the others find theirs already written. A request
+/// returns only once its line has been written, by itself or by another request.
 struct Sink {
     out: Out,
     /// Something was written since the last `fdatasync`.
     dirty: Arc<AtomicBool>,
+    pending: std::sync::Mutex<Pending>,
+}
+
+/// Lines appended but not yet written, and how far writing has got (numbered by line).
+#[derive(Default)]
+struct Pending {
+    lines: Vec<u8>,
+    appended: u64,
+    written: u64,
 }
 
 enum Out {
@@ -1087,19 +1115,55 @@ impl Sink {
                 })
                 .context("cannot start the audit log syncer")?;
         }
-        Ok(Sink { out, dirty })
+        Ok(Sink {
+            out,
+            dirty,
+            pending: Default::default(),
+        })
     }
 
-    /// Hand `line` to the operating system; returns once it is written.
-    fn write(&self, line: &[u8]) {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // A panic while holding the lock leaves valid (at worst unwritten) lines.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queue `line` (a whole event and its newline); returns its number for [`Sink::written`].
+    fn append(&self, line: &[u8]) -> u64 {
+        let mut p = self.pending();
+        p.lines.extend_from_slice(line);
+        p.appended += 1;
+        p.appended
+    }
+
+    /// Returns once line `seq` has been handed to the operating system.
+    async fn written(&self, seq: u64) {
+        tokio::task::yield_now().await;
+        let mut p = self.pending();
+        if p.written >= seq {
+            return;
+        }
+        let upto = p.appended;
+        let lines = std::mem::take(&mut p.lines);
+        self.write(&lines);
+        p.written = upto;
+        // Keep the buffer for the next batch unless one burst made it large.
+        if lines.capacity() <= 1 << 20 && p.lines.is_empty() {
+            let mut lines = lines;
+            lines.clear();
+            p.lines = lines;
+        }
+    }
+
+    /// Hand `lines` to the operating system; returns once they are written.
+    fn write(&self, lines: &[u8]) {
         let r = match &self.out {
             Out::File(f) => {
                 let mut f: &File = f;
-                f.write_all(line)
+                f.write_all(lines)
             }
             Out::Stdout => {
                 let mut o = std::io::stdout().lock();
-                o.write_all(line).and_then(|()| o.flush())
+                o.write_all(lines).and_then(|()| o.flush())
             }
         };
         if let Err(e) = r {
