@@ -3,7 +3,8 @@
 //! - SigV4 verification of a signed KMS request (`keyferry_sigv4::Verifier::verify`), with the
 //!   signing-key cache warm (the steady state) and cold (a new verifier each time: four extra HMACs);
 //! - sealing and opening the symmetric ciphertext blob (`keyferry_crypto::symmetric`);
-//! - JSON decode of an `EncryptRequest` and encode of a `DecryptResponse` (`keyferry_types`).
+//! - JSON decode of an `EncryptRequest` (`keyferry_types`) and encode of a `DecryptResponse` and
+//!   an `EncryptResponse` as the server encodes them (`keyferry_server::protocol::encode`).
 //!
 //! Run: `cargo bench -p keyferry-server --bench hot_path` (add `-- --quick` for a fast pass).
 //! The side-by-side HTTP benchmark is `bench/run.sh`; see `BENCHMARKS.md`.
@@ -13,8 +14,11 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use keyferry_crypto::symmetric::{self, SymmetricKey};
+use keyferry_server::protocol;
 use keyferry_sigv4::{Credentials, SecretKey, SignedRequest, Verifier};
-use keyferry_types::{Blob, DecryptResponse, EncryptRequest, EncryptionAlgorithmSpec};
+use keyferry_types::{
+    Blob, DecryptResponse, EncryptRequest, EncryptResponse, EncryptionAlgorithmSpec,
+};
 use time::OffsetDateTime;
 
 const AKID: &str = "AKIAKEYFERRYDEV00001";
@@ -120,6 +124,12 @@ fn json(c: &mut Criterion) -> Result<(), Box<dyn std::error::Error>> {
         encryption_algorithm: Some(EncryptionAlgorithmSpec::SYMMETRIC_DEFAULT),
         ..Default::default()
     };
+    // What Encrypt answers: the key ARN and a 184-byte ciphertext blob (32 bytes of plaintext).
+    let encrypt_resp = EncryptResponse {
+        ciphertext_blob: Some(Blob::new((0..184u32).map(|i| (i * 7) as u8).collect())),
+        key_id: Some(KEY_ARN.to_owned()),
+        encryption_algorithm: Some(EncryptionAlgorithmSpec::SYMMETRIC_DEFAULT),
+    };
     let mut g = c.benchmark_group("json");
     g.bench_function("decode_EncryptRequest", |b| {
         b.iter(|| serde_json::from_slice::<EncryptRequest>(black_box(&body)))
@@ -130,11 +140,31 @@ fn json(c: &mut Criterion) -> Result<(), Box<dyn std::error::Error>> {
             serde_path_to_error::deserialize::<_, EncryptRequest>(&mut de)
         })
     });
+    // As the server encodes (`protocol::encode`); the bytes are serde_json's.
+    for r in [&resp as &dyn ErasedCheck, &encrypt_resp] {
+        if !r.same_as_serde_json() {
+            return Err("protocol::encode differs from serde_json".into());
+        }
+    }
     g.bench_function("encode_DecryptResponse", |b| {
-        b.iter(|| serde_json::to_vec(black_box(&resp)))
+        b.iter(|| protocol::encode(black_box(&resp)))
+    });
+    g.bench_function("encode_EncryptResponse", |b| {
+        b.iter(|| protocol::encode(black_box(&encrypt_resp)))
     });
     g.finish();
     Ok(())
+}
+
+/// `protocol::encode` gives serde_json's bytes (checked before measuring).
+trait ErasedCheck {
+    fn same_as_serde_json(&self) -> bool;
+}
+
+impl<T: serde::Serialize> ErasedCheck for T {
+    fn same_as_serde_json(&self) -> bool {
+        matches!((protocol::encode(self), serde_json::to_vec(self)), (Ok(a), Ok(b)) if a == b)
+    }
 }
 
 fn hot_path(c: &mut Criterion) {

@@ -23,8 +23,9 @@ pub fn decode<T: DeserializeOwned + Violations>(body: &[u8]) -> Result<T, ApiErr
     };
     // The common case without path tracking; on failure, decode again to name the member.
     let fast: Result<T, _> = serde_json::from_slice(body);
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let req: T = match fast.or_else(|_| serde_path_to_error::deserialize(de)) {
+    let req: T = match fast.or_else(|_| {
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body))
+    }) {
         Ok(r) => r,
         Err(e) => {
             let path = e.path().to_string();
@@ -92,8 +93,10 @@ fn data_message(path: &str, e: &serde_json::Error) -> String {
     )
 }
 
-fn encode<T: Serialize>(resp: &T) -> Result<Vec<u8>, ApiError> {
-    let bytes = serde_json::to_vec(resp).map_err(|_| ApiError::internal())?;
+/// Encode a response body: exactly `serde_json::to_vec`'s bytes (see `keyferry_types::json`),
+/// written into one buffer of the right size.
+pub fn encode<T: Serialize>(resp: &T) -> Result<Vec<u8>, ApiError> {
+    let bytes = keyferry_types::json::to_vec(resp).map_err(|_| ApiError::internal())?;
     // Operations without output (`()`) answer an empty JSON object, as AWS does.
     if bytes == b"null" {
         return Ok(b"{}".to_vec());

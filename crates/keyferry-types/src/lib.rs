@@ -5,6 +5,7 @@
 //! Blobs are base64 on the wire and zeroized when dropped; their `Debug` shows only a length.
 //! Timestamps are epoch seconds (JSON numbers, integral or fractional).
 
+pub mod json;
 mod model;
 
 pub use model::*;
@@ -58,17 +59,66 @@ impl fmt::Debug for Blob {
 
 impl Serialize for Blob {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let encoded = Zeroizing::new(B64.encode(self.as_slice()));
-        s.serialize_str(&encoded)
+        // A newtype that serde_json (and other formats) see through; `json::to_vec` recognises
+        // the name and writes the base64 straight into its output.
+        s.serialize_newtype_struct(json::BLOB_TOKEN, &Base64Wire(self.as_slice()))
+    }
+}
+
+/// A blob's bytes as base64 text; to a serializer that is not human-readable, as bytes.
+struct Base64Wire<'a>(&'a [u8]);
+
+impl Serialize for Base64Wire<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            let encoded = Zeroizing::new(B64.encode(self.0));
+            s.serialize_str(&encoded)
+        } else {
+            s.serialize_bytes(self.0)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Blob {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = Zeroizing::new(String::deserialize(d)?);
-        B64.decode(s.as_bytes())
-            .map(Blob::new)
-            .map_err(|_| serde::de::Error::custom("blob is not valid base64"))
+        // Decoded from the borrowed text, without a `String` copy of it. The base64 error is
+        // raised here, after the deserializer is done, as before (serde_json gives it no
+        // position).
+        d.deserialize_string(BlobVisitor)?
+            .ok_or_else(|| serde::de::Error::custom("blob is not valid base64"))
+    }
+}
+
+/// What `String`'s deserializer accepts (and its "expected a string" errors), base64-decoded;
+/// `None` when the text is not base64.
+struct BlobVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BlobVisitor {
+    type Value = Option<Blob>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(B64.decode(v.as_bytes()).ok().map(Blob::new))
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        let v = Zeroizing::new(v);
+        self.visit_str(&v)
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        match std::str::from_utf8(v) {
+            Ok(s) => self.visit_str(s),
+            Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(v), &self)),
+        }
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Self::Value, E> {
+        let v = Zeroizing::new(v);
+        self.visit_bytes(&v)
     }
 }
 
