@@ -115,6 +115,14 @@ const DATE_MEMBERS: &[&str] = &["ValidTo"];
 /// The header naming a KMS operation (a constant: looking a `&str` name up parses it first).
 pub(crate) const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
 
+/// A member name as it is written: `"name":` (a literal, so nothing is checked or escaped per
+/// request).
+macro_rules! k {
+    ($name:literal) => {
+        concat!("\"", $name, "\":")
+    };
+}
+
 /// The service a request was for.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -482,52 +490,52 @@ impl Event<'_> {
     /// The event as one JSON object (no newline), appended to `out`.
     fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         let mut o = Obj::open(out);
-        o.str("eventVersion", self.event_version);
-        o.key("userIdentity");
+        o.str(k!("eventVersion"), self.event_version);
+        o.key(k!("userIdentity"));
         self.user_identity.write(o.out)?;
-        o.str("eventTime", &self.event_time);
-        o.str("eventSource", self.event_source);
-        o.str("eventName", &self.event_name);
-        o.str("awsRegion", self.aws_region);
+        o.str(k!("eventTime"), &self.event_time);
+        o.str(k!("eventSource"), self.event_source);
+        o.str(k!("eventName"), &self.event_name);
+        o.str(k!("awsRegion"), self.aws_region);
         match &self.source_ip_address {
             Some(ip) => {
                 // An address's text has nothing to escape.
-                o.key("sourceIPAddress");
+                o.key(k!("sourceIPAddress"));
                 let _ = write!(o.out, "\"{ip}\"");
             }
-            None => o.raw("sourceIPAddress", b"null"),
+            None => o.raw(k!("sourceIPAddress"), b"null"),
         }
         match self.user_agent {
-            Some(ua) => o.str("userAgent", ua),
-            None => o.raw("userAgent", b"null"),
+            Some(ua) => o.str(k!("userAgent"), ua),
+            None => o.raw(k!("userAgent"), b"null"),
         }
         if let Some(c) = &self.error_code {
-            o.str("errorCode", c);
+            o.str(k!("errorCode"), c);
         }
         if let Some(m) = &self.error_message {
-            o.str("errorMessage", m);
+            o.str(k!("errorMessage"), m);
         }
-        o.raw("requestParameters", &self.request_parameters);
-        o.raw("responseElements", &self.response_elements);
-        o.str("requestID", self.request_id);
-        o.str("eventID", self.event_id);
-        o.raw("readOnly", if self.read_only { b"true" } else { b"false" });
+        o.raw(k!("requestParameters"), &self.request_parameters);
+        o.raw(k!("responseElements"), &self.response_elements);
+        o.str(k!("requestID"), self.request_id);
+        o.str(k!("eventID"), self.event_id);
+        o.raw(k!("readOnly"), if self.read_only { b"true" } else { b"false" });
         if !self.resources.is_empty() {
-            o.key("resources");
+            o.key(k!("resources"));
             o.out.push(b'[');
             for (i, r) in self.resources.iter().enumerate() {
                 if i > 0 {
                     o.out.push(b',');
                 }
                 let mut ro = Obj::open(o.out);
-                ro.str("accountId", &r.account_id);
-                ro.str("type", r.kind);
-                ro.str("ARN", &r.arn);
+                ro.str(k!("accountId"), &r.account_id);
+                ro.str(k!("type"), r.kind);
+                ro.str(k!("ARN"), &r.arn);
                 ro.close();
             }
             o.out.push(b']');
         }
-        o.str("eventType", self.event_type);
+        o.str(k!("eventType"), self.event_type);
         o.raw(
             "managementEvent",
             if self.management_event {
@@ -536,14 +544,14 @@ impl Event<'_> {
                 b"false"
             },
         );
-        o.str("recipientAccountId", self.recipient_account_id);
-        o.str("eventCategory", self.event_category);
+        o.str(k!("recipientAccountId"), self.recipient_account_id);
+        o.str(k!("eventCategory"), self.event_category);
         o.close();
         Ok(())
     }
 }
 
-/// A JSON object written member by member.
+/// A JSON object written member by member; member names come from [`k!`].
 struct Obj<'o> {
     out: &'o mut Vec<u8>,
     first: bool,
@@ -555,8 +563,12 @@ impl<'o> Obj<'o> {
         Obj { out, first: true }
     }
 
-    fn key(&mut self, name: &'static str) {
-        write_key(self.out, &mut self.first, name);
+    fn key(&mut self, quoted: &'static str) {
+        debug_assert!(quoted.starts_with('"') && quoted.ends_with("\":"));
+        if !std::mem::take(&mut self.first) {
+            self.out.push(b',');
+        }
+        self.out.extend_from_slice(quoted.as_bytes());
     }
 
     fn str(&mut self, name: &'static str, value: &str) {
@@ -578,11 +590,7 @@ impl<'o> Obj<'o> {
 /// one branch-free pass (which the compiler vectorises), then copied; otherwise serde_json
 /// escapes them.
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    let mut escape = false;
-    for &b in s.as_bytes() {
-        escape |= (b < 0x20) | (b == b'"') | (b == b'\\');
-    }
-    if !escape {
+    if !needs_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -590,6 +598,29 @@ fn json_str(out: &mut Vec<u8>, s: &str) {
     } else {
         let _ = serde_json::to_writer(&mut *out, s);
     }
+}
+
+/// Whether `s` has a byte JSON must escape (`"`, `\\`, a control character), eight bytes at a
+/// time: for a word `w`, `(w - n·0x01…01) & !w & 0x80…80` is non-zero exactly when some byte of
+/// `w` is below `n` (n ≤ 0x80), and a byte equal to `c` is a zero byte of `w ^ c·0x01…01`.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below = |w: u64, n: u64| w.wrapping_sub(n * ONES) & !w;
+    let mut found = 0u64;
+    let mut words = s.chunks_exact(8);
+    for c in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(c);
+        let w = u64::from_le_bytes(b);
+        found |= below(w, 0x20) | below(w ^ (u64::from(b'"') * ONES), 1)
+            | below(w ^ (u64::from(b'\\') * ONES), 1);
+    }
+    found & HIGH != 0
+        || words
+            .remainder()
+            .iter()
+            .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 #[derive(Default)]
@@ -607,24 +638,24 @@ struct UserIdentity<'a> {
 impl UserIdentity<'_> {
     fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         let mut o = Obj::open(out);
-        o.str("type", self.kind);
+        o.str(k!("type"), self.kind);
         for (name, v) in [
-            ("principalId", self.principal_id),
-            ("arn", self.arn),
-            ("accountId", self.account_id),
-            ("accessKeyId", self.access_key_id),
-            ("userName", self.user_name),
+            (k!("principalId"), self.principal_id),
+            (k!("arn"), self.arn),
+            (k!("accountId"), self.account_id),
+            (k!("accessKeyId"), self.access_key_id),
+            (k!("userName"), self.user_name),
         ] {
             if let Some(v) = v {
                 o.str(name, v);
             }
         }
         if let Some(c) = &self.session_context {
-            o.key("sessionContext");
+            o.key(k!("sessionContext"));
             serde_json::to_writer(&mut *o.out, c)?;
         }
         if let Some(v) = self.invoked_by {
-            o.str("invokedBy", v);
+            o.str(k!("invokedBy"), v);
         }
         o.close();
         Ok(())
@@ -983,9 +1014,23 @@ fn cloudtrail_date(epoch_secs: f64) -> String {
         .unwrap_or_default()
 }
 
+/// `eventTime`: `YYYY-MM-DDTHH:MM:SSZ` (UTC), written digit by digit.
 fn event_time(now: OffsetDateTime) -> String {
-    let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    now.format(&fmt).unwrap_or_default()
+    let now = now.to_offset(time::UtcOffset::UTC);
+    let mut b = *b"0000-00-00T00:00:00Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, now.year().clamp(0, 9999) as u32);
+    put(5, 2, u32::from(u8::from(now.month())));
+    put(8, 2, u32::from(now.day()));
+    put(11, 2, u32::from(now.hour()));
+    put(14, 2, u32::from(now.minute()));
+    put(17, 2, u32::from(now.second()));
+    String::from_utf8_lossy(&b).into_owned()
 }
 
 /// STS `requestParameters`: the AssumeRole members CloudTrail shows (no policy, no MFA code).
@@ -1375,6 +1420,40 @@ mod tests {
     fn not_an_object_is_null() {
         assert_eq!(params("Encrypt", "{not json"), Value::Null);
         assert_eq!(params("Encrypt", "[1]"), Value::Null);
+    }
+
+    #[test]
+    fn the_escape_check_finds_every_byte_that_needs_escaping_at_every_position() {
+        for len in 0..40 {
+            let clean: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(!needs_escape(&clean), "{len}");
+            for at in 0..len {
+                for bad in [0u8, 0x1f, b'"', b'\\'] {
+                    let mut s = clean.clone();
+                    s[at] = bad;
+                    assert!(needs_escape(&s), "{len} {at} {bad}");
+                }
+                // Neighbours of the special bytes, DEL and UTF-8 bytes need no escape.
+                for ok in [0x20u8, b'!', b'#', b'[', b']', 0x7f, 0xc3, 0xff] {
+                    let mut s = clean.clone();
+                    s[at] = ok;
+                    assert!(!needs_escape(&s), "{len} {at} {ok}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn event_times_are_cloudtrails_format() {
+        let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+        for secs in [0i64, 951_782_400, 1_764_633_599, 1_764_633_600, 4_102_444_799] {
+            let t = OffsetDateTime::from_unix_timestamp(secs).expect("time");
+            assert_eq!(event_time(t), t.format(&fmt).expect("format"));
+        }
+        let t = OffsetDateTime::from_unix_timestamp(1_764_633_600)
+            .expect("time")
+            .to_offset(time::UtcOffset::from_hms(2, 0, 0).expect("offset"));
+        assert_eq!(event_time(t), "2025-12-02T00:00:00Z");
     }
 
     #[test]
