@@ -149,9 +149,11 @@ pub fn encrypt(
         joined = [&*header, context_aad].concat();
         &joined
     };
-    let sealed =
-        key.key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), body);
+    let sealed = key.key.seal_in_place_separate_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(aad),
+        body,
+    );
     match sealed {
         Ok(tag) => {
             out.extend_from_slice(tag.as_ref());

@@ -17,8 +17,9 @@
 //!   access key id it presented (only if it looks like one: 16–128 upper-case letters and
 //!   digits), never an identity it claimed but did not prove.
 //! - **What the trail promises.** An event is handed to the operating system (`write(2)`)
-//!   before its request is answered, by the request itself: one `write(2)` of its line to the
-//!   file opened `O_APPEND` (the kernel keeps concurrent appends whole; no lock, no thread hop). So after
+//!   before its request is answered: by the request itself, or by the write of another request
+//!   of the same worker thread that carried it too (group commit, see [`Sink`]; one writer at a
+//!   time, so lines never interleave; no thread hop). So after
 //!   the server process is killed (`kill -9`, a panic abort, OOM), the file holds an event for
 //!   every request that was answered; a request that took effect but whose answer was never
 //!   sent may be missing. The file is `fdatasync`ed at most a second after a write, so after an
@@ -519,7 +520,10 @@ impl Event<'_> {
         o.raw(k!("responseElements"), &self.response_elements);
         o.str(k!("requestID"), self.request_id);
         o.str(k!("eventID"), self.event_id);
-        o.raw(k!("readOnly"), if self.read_only { b"true" } else { b"false" });
+        o.raw(
+            k!("readOnly"),
+            if self.read_only { b"true" } else { b"false" },
+        );
         if !self.resources.is_empty() {
             o.key(k!("resources"));
             o.out.push(b'[');
@@ -613,7 +617,8 @@ fn needs_escape(s: &[u8]) -> bool {
         let mut b = [0u8; 8];
         b.copy_from_slice(c);
         let w = u64::from_le_bytes(b);
-        found |= below(w, 0x20) | below(w ^ (u64::from(b'"') * ONES), 1)
+        found |= below(w, 0x20)
+            | below(w ^ (u64::from(b'"') * ONES), 1)
             | below(w ^ (u64::from(b'\\') * ONES), 1);
     }
     found & HIGH != 0
@@ -1446,7 +1451,13 @@ mod tests {
     #[test]
     fn event_times_are_cloudtrails_format() {
         let fmt = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-        for secs in [0i64, 951_782_400, 1_764_633_599, 1_764_633_600, 4_102_444_799] {
+        for secs in [
+            0i64,
+            951_782_400,
+            1_764_633_599,
+            1_764_633_600,
+            4_102_444_799,
+        ] {
             let t = OffsetDateTime::from_unix_timestamp(secs).expect("time");
             assert_eq!(event_time(t), t.format(&fmt).expect("format"));
         }
