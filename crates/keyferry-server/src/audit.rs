@@ -120,9 +120,13 @@ pub(crate) const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-targe
 /// request).
 macro_rules! k {
     ($name:literal) => {
-        concat!("\"", $name, "\":")
+        Name(concat!("\"", $name, "\":"))
     };
 }
+
+/// A member name made by [`k!`] (a plain string cannot be passed by mistake).
+#[derive(Clone, Copy)]
+struct Name(&'static str);
 
 /// The service a request was for.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -541,7 +545,7 @@ impl Event<'_> {
         }
         o.str(k!("eventType"), self.event_type);
         o.raw(
-            "managementEvent",
+            k!("managementEvent"),
             if self.management_event {
                 b"true"
             } else {
@@ -567,20 +571,19 @@ impl<'o> Obj<'o> {
         Obj { out, first: true }
     }
 
-    fn key(&mut self, quoted: &'static str) {
-        debug_assert!(quoted.starts_with('"') && quoted.ends_with("\":"));
+    fn key(&mut self, name: Name) {
         if !std::mem::take(&mut self.first) {
             self.out.push(b',');
         }
-        self.out.extend_from_slice(quoted.as_bytes());
+        self.out.extend_from_slice(name.0.as_bytes());
     }
 
-    fn str(&mut self, name: &'static str, value: &str) {
+    fn str(&mut self, name: Name, value: &str) {
         self.key(name);
         json_str(self.out, value);
     }
 
-    fn raw(&mut self, name: &'static str, json: &[u8]) {
+    fn raw(&mut self, name: Name, json: &[u8]) {
         self.key(name);
         self.out.extend_from_slice(json);
     }
