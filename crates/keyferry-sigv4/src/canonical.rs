@@ -88,39 +88,6 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
-/// Exactly 64 hex digits (either case) as 32 bytes, else `None` (what `hex::decode_to_slice`
-/// into 32 bytes accepts).
-pub(crate) fn hex_decode_32(s: &str) -> Option<[u8; 32]> {
-    let s = s.as_bytes();
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    let mut invalid = 0u8;
-    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        let [h, l] = pair else { return None };
-        let (h, l) = (HEX_DECODE[usize::from(*h)], HEX_DECODE[usize::from(*l)]);
-        invalid |= h | l;
-        *o = h << 4 | (l & 0x0f);
-    }
-    (invalid & HEX_INVALID == 0).then_some(out)
-}
-
-/// Marks a byte that is not a hex digit in [`HEX_DECODE`].
-const HEX_INVALID: u8 = 0x10;
-
-/// Hex digit values (either case); [`HEX_INVALID`] for any other byte.
-const HEX_DECODE: [u8; 256] = {
-    let mut t = [HEX_INVALID; 256];
-    let mut i = 0;
-    while i < 16 {
-        t[HEX[i] as usize] = i as u8;
-        t[HEX_UPPER[i] as usize] = i as u8;
-        i += 1;
-    }
-    t
-};
-
 /// The canonical URI as botocore computes it for non-S3 services: remove dot segments and
 /// empty segments, keep a trailing slash, then URI-encode the (already encoded) path again.
 fn canonical_uri(path: &str, out: &mut impl FnMut(&[u8])) {
@@ -658,29 +625,5 @@ mod tests {
                 "{s:?}"
             );
         }
-    }
-
-    #[test]
-    fn hex_decode_agrees_with_the_hex_crate() {
-        let good = "00ff10ABcdEf".repeat(5) + "0a9F";
-        let mut cases = vec![
-            good.clone(),
-            String::new(),
-            "0".repeat(63),
-            "0".repeat(65),
-            "0".repeat(128),
-            "g".repeat(64),
-        ];
-        for (i, bad) in [(0, 'x'), (63, 'G'), (31, ' '), (10, '-')] {
-            let mut s = good.clone();
-            s.replace_range(i..=i, &bad.to_string());
-            cases.push(s);
-        }
-        for s in &cases {
-            let mut want = [0u8; 32];
-            let ok = s.len() == 64 && hex::decode_to_slice(s, &mut want).is_ok();
-            assert_eq!(hex_decode_32(s), ok.then_some(want), "{s:?}");
-        }
-        assert!(hex_decode_32(&good).is_some());
     }
 }

@@ -21,8 +21,8 @@ use time::{Duration, OffsetDateTime, PrimitiveDateTime, format_description::Borr
 use zeroize::Zeroizing;
 
 use canonical::{
-    canonical_request_hash, find_byte, has_ascii_uppercase, hex_decode_32, hex_lower,
-    signable_header_names, split_ascii, with_scratch, write_canonical_request,
+    canonical_request_hash, find_byte, has_ascii_uppercase, hex_lower, signable_header_names,
+    split_ascii, with_scratch,
 };
 
 /// The only algorithm supported.
@@ -354,9 +354,12 @@ impl Verifier {
         }
 
         // The provided signature must be 64 lowercase-or-uppercase hex digits.
-        let Some(provided) = hex_decode_32(auth.signature) else {
+        let mut provided = [0u8; 32];
+        if auth.signature.len() != 64
+            || hex::decode_to_slice(auth.signature, &mut provided).is_err()
+        {
             return Err(AuthError::mismatch());
-        };
+        }
 
         let secret = lookup(auth.access_key_id).ok_or(AuthError::UnrecognizedClient)?;
 
@@ -375,23 +378,20 @@ impl Verifier {
             }
         }
 
-        // The canonical request and then the string to sign are built in one buffer each
-        // and hashed with one call: many small updates through the aws-lc FFI cost more.
+        // The canonical request and then the string to sign are each built in the thread's
+        // scratch buffer and hashed with one call: many small updates through the aws-lc FFI
+        // cost more.
+        let creq_hash = canonical_request_hash(
+            req.method,
+            req.path,
+            req.query,
+            auth.signed_headers,
+            req.headers,
+            body_hex,
+        );
+        let mut creq_hex_buf = [0u8; 64];
+        let creq_hex = hex_lower(&creq_hash, &mut creq_hex_buf);
         let expected = with_scratch(|buf| {
-            write_canonical_request(
-                buf,
-                req.method,
-                req.path,
-                req.query,
-                auth.signed_headers,
-                req.headers,
-                body_hex,
-            );
-            let creq_hash = digest::digest(&digest::SHA256, buf);
-            let mut creq_hex_buf = [0u8; 64];
-            let creq_hex = hex_lower(creq_hash.as_ref(), &mut creq_hex_buf);
-
-            buf.clear();
             string_to_sign(
                 &mut |b| buf.extend_from_slice(b),
                 request_amz,
