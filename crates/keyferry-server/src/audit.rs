@@ -593,42 +593,9 @@ impl<'o> Obj<'o> {
     }
 }
 
-/// A JSON string. Most strings of an event (ids, ARNs, names, times) need no escape: checked in
-/// one branch-free pass (which the compiler vectorises), then copied; otherwise serde_json
-/// escapes them.
+/// A JSON string, as serde_json writes it (`keyferry_types::json`'s check and copy).
 fn json_str(out: &mut Vec<u8>, s: &str) {
-    if !needs_escape(s.as_bytes()) {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
-    } else {
-        let _ = serde_json::to_writer(&mut *out, s);
-    }
-}
-
-/// Whether `s` has a byte JSON must escape (`"`, `\\`, a control character), eight bytes at a
-/// time: for a word `w`, `(w - n·0x01…01) & !w & 0x80…80` is non-zero exactly when some byte of
-/// `w` is below `n` (n ≤ 0x80), and a byte equal to `c` is a zero byte of `w ^ c·0x01…01`.
-fn needs_escape(s: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let below = |w: u64, n: u64| w.wrapping_sub(n * ONES) & !w;
-    let mut found = 0u64;
-    let mut words = s.chunks_exact(8);
-    for c in &mut words {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        let w = u64::from_le_bytes(b);
-        found |= below(w, 0x20)
-            | below(w ^ (u64::from(b'"') * ONES), 1)
-            | below(w ^ (u64::from(b'\\') * ONES), 1);
-    }
-    found & HIGH != 0
-        || words
-            .remainder()
-            .iter()
-            .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    keyferry_types::json::push_str(out, s);
 }
 
 #[derive(Default)]
@@ -1428,27 +1395,6 @@ mod tests {
     fn not_an_object_is_null() {
         assert_eq!(params("Encrypt", "{not json"), Value::Null);
         assert_eq!(params("Encrypt", "[1]"), Value::Null);
-    }
-
-    #[test]
-    fn the_escape_check_finds_every_byte_that_needs_escaping_at_every_position() {
-        for len in 0..40 {
-            let clean: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-            assert!(!needs_escape(&clean), "{len}");
-            for at in 0..len {
-                for bad in [0u8, 0x1f, b'"', b'\\'] {
-                    let mut s = clean.clone();
-                    s[at] = bad;
-                    assert!(needs_escape(&s), "{len} {at} {bad}");
-                }
-                // Neighbours of the special bytes, DEL and UTF-8 bytes need no escape.
-                for ok in [0x20u8, b'!', b'#', b'[', b']', 0x7f, 0xc3, 0xff] {
-                    let mut s = clean.clone();
-                    s[at] = ok;
-                    assert!(!needs_escape(&s), "{len} {at} {ok}");
-                }
-            }
-        }
     }
 
     #[test]
